@@ -1,0 +1,115 @@
+"""Authenticating API keys (CONTRACT §4.1).
+
+A key is found by the SHA-256 lookup hash, bcrypt-verified once per process, and the result of
+that verification is cached (keyed by the lookup hash and the stored bcrypt hash). The key row is
+still read on every request, so a revoked or expired key stops working on the very next request
+on every replica, without any cache invalidation protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from spooled_backend.auth import keys
+from spooled_backend.core.context import AuthContext
+from spooled_backend.core.errors import Unauthorized
+
+SELECT_KEY_BY_LOOKUP = """
+SELECT k.id, k.organization_id, k.key_hash, k.queues, k.rate_limit, k.is_active, k.expires_at,
+       k.last_used, o.plan_tier, o.custom_limits
+FROM api_keys k JOIN organizations o ON o.id = k.organization_id
+WHERE k.lookup_hash = $1
+"""
+
+SELECT_LEGACY_CANDIDATES = """
+SELECT k.id, k.organization_id, k.key_hash, k.queues, k.rate_limit, k.is_active, k.expires_at,
+       k.last_used, o.plan_tier, o.custom_limits
+FROM api_keys k JOIN organizations o ON o.id = k.organization_id
+WHERE k.lookup_hash IS NULL AND k.key_prefix = $1 AND k.is_active
+LIMIT 100
+"""
+
+BACKFILL_LOOKUP = "UPDATE api_keys SET lookup_hash = $2 WHERE id = $1 AND lookup_hash IS NULL"
+TOUCH_LAST_USED = "UPDATE api_keys SET last_used = now() WHERE id = $1"
+LAST_USED_EVERY = timedelta(minutes=5)
+
+INVALID = "Invalid API key"
+
+
+class VerifiedKeyCache:
+    """Remembers which (lookup hash, bcrypt hash) pairs already passed bcrypt in this process."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._verified: dict[str, str] = {}
+        self._max = max_entries
+
+    def is_verified(self, digest: str, key_hash: str) -> bool:
+        return self._verified.get(digest) == key_hash
+
+    def remember(self, digest: str, key_hash: str) -> None:
+        if len(self._verified) >= self._max:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[digest] = key_hash
+
+
+def _context_from_row(row: asyncpg.Record) -> AuthContext:
+    return AuthContext(
+        organization_id=row["organization_id"],
+        api_key_id=row["id"],
+        queues=tuple(row["queues"] or ()),
+        plan_tier=row["plan_tier"],
+        custom_limits=row["custom_limits"],
+        rate_limit=row["rate_limit"],
+    )
+
+
+def _usable(row: asyncpg.Record) -> bool:
+    if not row["is_active"] or row["plan_tier"] == "deleted":
+        return False
+    expires = row["expires_at"]
+    return expires is None or expires > datetime.now(UTC)
+
+
+async def authenticate_api_key(
+    conn: asyncpg.Connection, raw_key: str, cache: VerifiedKeyCache
+) -> AuthContext:
+    """Resolve a raw API key to an AuthContext.
+
+    Raises Unauthorized("Invalid API key") for malformed, unknown, revoked or expired keys and
+    keys of deleted organizations. No bcrypt runs for a value that fails the cheap lookup.
+    """
+    if not keys.looks_like_api_key(raw_key):
+        raise Unauthorized(INVALID)
+    digest = keys.lookup_hash(raw_key)
+    row = await conn.fetchrow(SELECT_KEY_BY_LOOKUP, digest)
+    if row is None:
+        row = await _legacy_lookup(conn, raw_key, digest, cache)
+    if row is None or not _usable(row):
+        raise Unauthorized(INVALID)
+    if not cache.is_verified(digest, row["key_hash"]):
+        ok = await asyncio.to_thread(keys.verify_key, raw_key, row["key_hash"])
+        if not ok:
+            raise Unauthorized(INVALID)
+        cache.remember(digest, row["key_hash"])
+    last_used = row["last_used"]
+    if last_used is None or datetime.now(UTC) - last_used > LAST_USED_EVERY:
+        await conn.execute(TOUCH_LAST_USED, row["id"])
+    return _context_from_row(row)
+
+
+async def _legacy_lookup(
+    conn: asyncpg.Connection, raw_key: str, digest: str, cache: VerifiedKeyCache
+) -> asyncpg.Record | None:
+    """Rows created without a lookup hash: prefix scan, bcrypt, then back-fill (CONTRACT §4.1)."""
+    prefix = raw_key[:8]
+    if prefix not in keys.KEY_PREFIXES:
+        return None
+    for row in await conn.fetch(SELECT_LEGACY_CANDIDATES, prefix):
+        if await asyncio.to_thread(keys.verify_key, raw_key, row["key_hash"]):
+            await conn.execute(BACKFILL_LOOKUP, row["id"], digest)
+            cache.remember(digest, row["key_hash"])
+            return row
+    return None

@@ -1,0 +1,136 @@
+"""`spooled-backend serve | migrate` (typer). Flags default from the same environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from typing import Annotated
+
+import asyncpg
+import structlog
+import typer
+import uvicorn
+
+from spooled_backend.config import ConfigError, Settings
+from spooled_backend.db.bootstrap import Database, open_database
+from spooled_backend.db.migrate import upgrade_to_head
+from spooled_backend.observability.logging import configure_logging
+
+app = typer.Typer(help="Spooled backend: a self-hostable job queue and webhook service.")
+log = structlog.get_logger("spooled_backend")
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+        _ = settings.effective_jwt_secret
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"Configuration error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    configure_logging(settings.json_logs, settings.rust_log)
+    if settings.jwt_secret is None or settings.effective_jwt_secret != settings.jwt_secret:
+        log.warning("JWT_SECRET is unset or weak; using a generated secret (development only)")
+    return settings
+
+
+def _open(settings: Settings) -> Database:
+    try:
+        return open_database(settings)
+    except subprocess.CalledProcessError as exc:
+        typer.echo(f"Failed to start embedded PostgreSQL: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+
+
+async def _bootstrap(settings: Settings, db: Database) -> None:
+    from spooled_backend.organizations.service import bootstrap_default_organization
+
+    conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        from spooled_backend.db.pool import _init_connection
+
+        await _init_connection(conn)
+        created = await bootstrap_default_organization(conn, settings)
+    finally:
+        await conn.close()
+    if created is None:
+        return
+    key = created["api_key"]["key"]
+    port = settings.port
+    typer.echo(
+        "\nCreated organization 'default' (enterprise plan). Its API key, shown once:\n"
+        f"  {key}\n"
+        f"Try: curl -H 'Authorization: Bearer {key}' http://localhost:{port}/api/v1/jobs\n"
+    )
+    if db.embedded is not None:
+        path = settings.spooled_data_dir / "initial-api-key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        typer.echo(f"The key is also saved in {path} (mode 0600).\n")
+
+
+def _start_metrics_server(settings: Settings) -> None:
+    from prometheus_client import start_http_server
+
+    from spooled_backend.observability.metrics import REGISTRY
+
+    if settings.metrics_port <= 0 or settings.metrics_token:
+        return  # with a token, /metrics on the main port is the only (authenticated) endpoint
+    try:
+        start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
+    except OSError as exc:
+        log.warning("metrics port unavailable", port=settings.metrics_port, error=str(exc))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (PORT)")] = None,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Skip pending migrations")] = False,
+    no_loops: Annotated[bool, typer.Option("--no-loops", help="Do not run background loops")] = False,
+) -> None:
+    """Run the REST API (embedded PostgreSQL when DATABASE_URL is unset)."""
+    settings = _settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    db = _open(settings)
+    try:
+        if not no_migrate:
+            upgrade_to_head(db.migrate_url)
+        asyncio.run(_bootstrap(settings, db))
+        _start_metrics_server(settings)
+        from spooled_backend.app import create_app
+
+        application = create_app(settings, db.url, run_loops=not no_loops)
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        db.stop()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending migrations (DATABASE_DIRECT_URL when set) and exit."""
+    settings = _settings()
+    db = _open(settings)
+    try:
+        upgrade_to_head(db.migrate_url)
+        typer.echo("Migrations applied.")
+    finally:
+        db.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,83 @@
+"""Health and metrics routes (CONTRACT §7.1, deployment guide "Verify")."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from spooled_backend.core.deps import State
+from spooled_backend.core.errors import Unauthorized
+from spooled_backend.core.responses import JSONBody, json_response
+from spooled_backend.core.state import AppState
+from spooled_backend.observability.metrics import DB_CONNECTIONS_ACTIVE, REGISTRY
+
+router = APIRouter(tags=["health"])
+
+CHECK_TIMEOUT_SECS = 2.0
+
+
+async def database_ok(state: AppState) -> bool:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECS):
+            async with state.pool.acquire() as conn:
+                return await conn.fetchval("SELECT 1") == 1
+    except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        return False
+
+
+async def cache_ok(state: AppState) -> bool:
+    """False when Redis is not configured or unreachable (the deployment guide's degraded mode)."""
+    if state.redis is None:
+        return False
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECS):
+            return bool(await state.redis.ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@router.get("/health")
+async def health(state: State) -> JSONBody:
+    """`{status: healthy|unhealthy, version, database, cache, uptime_seconds}`; 503 when the
+    database is down. `cache` is false in degraded mode (no Redis)."""
+    db, cache = await asyncio.gather(database_ok(state), cache_ok(state))
+    body = {
+        "status": "healthy" if db else "unhealthy",
+        "version": state.version,
+        "database": db,
+        "cache": cache,
+        "uptime_seconds": int(time.time() - state.started_at.timestamp()),
+    }
+    return json_response(body, status=200 if db else 503)
+
+
+@router.get("/health/live")
+async def liveness() -> JSONBody:
+    """200 while the process serves requests."""
+    return json_response({"status": "alive"})
+
+
+@router.get("/health/ready")
+async def readiness(state: State) -> JSONBody:
+    """200 when the database answers, else 503."""
+    db = await database_ok(state)
+    return json_response({"status": "ready" if db else "not_ready", "database": db}, status=200 if db else 503)
+
+
+def render_metrics(state: AppState) -> Response:
+    pool = state.pool
+    DB_CONNECTIONS_ACTIVE.set(pool.get_size() - pool.get_idle_size())
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/metrics")
+async def metrics(request: Request, state: State) -> Response:
+    """Prometheus text. With `METRICS_TOKEN` set, requires `Authorization: Bearer <token>` (401)."""
+    token = state.settings.metrics_token
+    if token and request.headers.get("authorization", "") != f"Bearer {token}":
+        raise Unauthorized("Invalid or missing metrics token")
+    return render_metrics(state)

@@ -1,0 +1,299 @@
+"""The job SQL: one named statement per operation, parameters always bound.
+
+The claim is a single statement: `FOR UPDATE SKIP LOCKED` picks rows along `jobs_claim_idx`
+(organization_id, queue_name, priority DESC, created_at) WHERE status IN (pending, scheduled)
+AND dependencies_met, and the UPDATE … RETURNING hands them out with a fresh `lease_id`.
+Acknowledgements (complete/fail/heartbeat) lock the row, apply the fenced update, write history,
+and return the row's prior state so the caller can tell 404 from 409 without a second query.
+"""
+
+from __future__ import annotations
+
+JOB_COLUMNS = """
+    id, organization_id, queue_name, status, payload, result, retry_count, max_retries,
+    last_error, created_at, scheduled_at, started_at, completed_at, expires_at, priority, tags,
+    timeout_seconds, parent_job_id, completion_webhook, assigned_worker_id, lease_id,
+    lease_expires_at, idempotency_key, updated_at, workflow_id, dependency_mode, dependencies_met
+"""
+
+SUMMARY_COLUMNS = """
+    id, queue_name, status, priority, retry_count, max_retries,
+    CASE WHEN jsonb_typeof(payload -> 'job_type') = 'string' THEN payload ->> 'job_type' ELSE '' END
+        AS job_type,
+    last_error, created_at, scheduled_at, started_at, completed_at
+"""
+
+QUEUE_DEFAULTS = """
+SELECT max_retries, default_timeout FROM queue_config WHERE organization_id = $1 AND queue_name = $2
+"""
+
+PARENT_JOB = "SELECT queue_name, status FROM jobs WHERE id = $1 AND organization_id = $2"
+
+# $1 org, $2 queue, $3 payload, $4 priority, $5 max_retries, $6 timeout, $7 scheduled_at,
+# $8 expires_at, $9 idempotency_key, $10 tags, $11 parent, $12 webhook, $13 webhook secret,
+# $14 dependencies_met
+INSERT_JOB = """
+WITH ins AS (
+    INSERT INTO jobs (organization_id, queue_name, status, payload, priority, max_retries,
+                      timeout_seconds, scheduled_at, expires_at, idempotency_key, tags,
+                      parent_job_id, completion_webhook, completion_webhook_secret,
+                      dependencies_met)
+    VALUES ($1, $2, CASE WHEN $7::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
+            $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+    DO UPDATE SET updated_at = now()
+    RETURNING id, status, priority, (xmax = 0) AS created
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, details)
+    SELECT $1, id, 'created', jsonb_build_object('queue_name', $2::text, 'status', status)
+    FROM ins WHERE created
+)
+SELECT id, status, priority, created FROM ins
+"""
+
+INSERT_DEPENDENCY = """
+INSERT INTO job_dependencies (organization_id, job_id, depends_on_job_id, dependency_type)
+VALUES ($1, $2, $3, 'all') ON CONFLICT DO NOTHING
+"""
+
+# Bulk: arrays of equal length; $1 org, $2 queue, $3 payloads jsonb[], $4 priorities int[],
+# $5 max_retries, $6 timeout, $7 scheduled_at timestamptz[], $8 idempotency keys text[],
+# $9 new job ids text[] (chosen by the caller so each item can be matched to its row)
+INSERT_JOBS_BULK = """
+WITH items AS (
+    SELECT * FROM unnest($3::jsonb[], $4::int[], $7::timestamptz[], $8::text[], $9::text[])
+        WITH ORDINALITY AS t(payload, priority, scheduled_at, idempotency_key, new_id, ord)
+), ins AS (
+    INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries,
+                      timeout_seconds, scheduled_at, idempotency_key)
+    SELECT new_id, $1, $2, CASE WHEN scheduled_at > now() THEN 'scheduled' ELSE 'pending' END,
+           payload, priority, $5, $6, scheduled_at, idempotency_key
+    FROM items ORDER BY ord
+    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+    DO UPDATE SET updated_at = now()
+    RETURNING id, idempotency_key, status, priority, (xmax = 0) AS created
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, details)
+    SELECT $1, id, 'created', jsonb_build_object('queue_name', $2::text, 'status', status)
+    FROM ins WHERE created
+)
+SELECT id, idempotency_key, status, priority, created FROM ins
+"""
+
+GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND organization_id = $2"
+
+# $1 org, $2 queue, $3 limit, $4 worker_id, $5 lease seconds
+CLAIM_JOBS = """
+WITH picked AS (
+    SELECT id FROM jobs
+    WHERE organization_id = $1 AND queue_name = $2
+      AND status IN ('pending', 'scheduled') AND dependencies_met
+      AND (scheduled_at IS NULL OR scheduled_at <= now())
+      AND (expires_at IS NULL OR expires_at > now())
+      AND NOT EXISTS (SELECT 1 FROM queue_config q
+                      WHERE q.organization_id = $1 AND q.queue_name = $2 AND NOT q.enabled)
+    ORDER BY priority DESC, created_at ASC
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs j SET status = 'processing', lease_id = gen_random_uuid()::text,
+        assigned_worker_id = $4, lease_expires_at = now() + make_interval(secs => $5),
+        started_at = COALESCE(j.started_at, now()), updated_at = now()
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.id, j.queue_name, j.payload, j.retry_count, j.max_retries, j.timeout_seconds,
+              j.lease_expires_at, j.lease_id, j.priority, j.created_at, j.organization_id,
+              j.status, j.result, j.last_error, j.scheduled_at, j.started_at, j.completed_at,
+              j.assigned_worker_id, j.idempotency_key
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
+    SELECT $1, id, 'claimed', $4, jsonb_build_object('lease_id', lease_id, 'attempt', retry_count + 1)
+    FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, created_at ASC
+"""
+
+# Fenced acknowledgements. $1 id, $2 org, $3 worker_id, $4 lease_id.
+# `prior` is the row before the update; `done` is non-empty when the fence held.
+_FENCE = """
+    j.id = p.id AND p.status = 'processing' AND p.assigned_worker_id = $3
+    AND p.lease_id = $4 AND p.lease_expires_at > now()
+"""
+
+_PRIOR = """
+prior AS (
+    SELECT id, status, assigned_worker_id, lease_id, lease_expires_at, queue_name, started_at,
+           retry_count, max_retries, payload, workflow_id
+    FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE
+)
+"""
+
+# $5 result
+COMPLETE_JOB = f"""
+WITH {_PRIOR}, done AS (
+    UPDATE jobs j SET status = 'completed', result = $5, completed_at = now(),
+        lease_id = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM prior p WHERE {_FENCE}
+    RETURNING j.id, j.completed_at
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
+    SELECT $2, id, 'completed', $3, NULL FROM done
+), worker AS (
+    UPDATE workers SET jobs_processed = jobs_processed + 1
+    WHERE id = $3 AND organization_id = $2 AND EXISTS (SELECT 1 FROM done)
+)
+SELECT p.*, (SELECT completed_at FROM done) AS acked_at FROM prior p
+"""
+
+# $5 error, $6 allow_retry (bool). Retry delay: min(2^min(retry_count, 6), 60) s (CONTRACT §8.3).
+FAIL_JOB = f"""
+WITH {_PRIOR}, done AS (
+    UPDATE jobs j SET
+        status = CASE WHEN $6 AND p.retry_count < p.max_retries THEN 'pending' ELSE 'deadletter' END,
+        retry_count = CASE WHEN $6 AND p.retry_count < p.max_retries
+                           THEN p.retry_count + 1 ELSE p.retry_count END,
+        scheduled_at = CASE WHEN $6 AND p.retry_count < p.max_retries
+            THEN now() + make_interval(secs => LEAST(power(2, LEAST(p.retry_count, 6)), 60))
+            ELSE j.scheduled_at END,
+        completed_at = CASE WHEN $6 AND p.retry_count < p.max_retries THEN NULL ELSE now() END,
+        last_error = $5, lease_id = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM prior p WHERE {_FENCE}
+    RETURNING j.id, j.status, j.retry_count, j.scheduled_at, j.updated_at
+), dlq AS (
+    INSERT INTO dead_letter_queue (organization_id, job_id, queue_name, reason, original_payload,
+                                   error_details)
+    SELECT $2, d.id, p.queue_name, $5, p.payload,
+           jsonb_build_object('retry_count', d.retry_count, 'worker_id', $3::text)
+    FROM done d, prior p WHERE d.status = 'deadletter'
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
+    SELECT $2, id, CASE WHEN status = 'deadletter' THEN 'deadlettered' ELSE 'retry_scheduled' END,
+           $3, jsonb_build_object('error', $5::text, 'retry_count', retry_count,
+                                  'next_attempt_at', CASE WHEN status = 'pending' THEN scheduled_at END)
+    FROM done
+), worker AS (
+    UPDATE workers SET jobs_failed = jobs_failed + 1
+    WHERE id = $3 AND organization_id = $2 AND EXISTS (SELECT 1 FROM done)
+)
+SELECT p.*, d.status AS new_status, d.retry_count AS new_retry_count,
+       d.scheduled_at AS next_attempt_at, d.updated_at AS acked_at
+FROM prior p LEFT JOIN done d ON d.id = p.id
+"""
+
+# $5 lease seconds
+HEARTBEAT_JOB = f"""
+WITH {_PRIOR}, done AS (
+    UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $5), updated_at = now()
+    FROM prior p WHERE {_FENCE}
+    RETURNING j.id, j.lease_expires_at
+)
+SELECT p.*, (SELECT lease_expires_at FROM done) AS acked_at FROM prior p
+"""
+
+CANCEL_JOB = """
+WITH prior AS (
+    SELECT id, status, queue_name FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE
+), done AS (
+    UPDATE jobs j SET status = 'cancelled', completed_at = now(), updated_at = now()
+    FROM prior p WHERE j.id = p.id AND p.status IN ('pending', 'scheduled')
+    RETURNING j.id
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, details)
+    SELECT $2, id, 'cancelled', jsonb_build_object('reason', 'cancelled by API') FROM done
+)
+SELECT p.status, p.queue_name, EXISTS (SELECT 1 FROM done) AS cancelled FROM prior p
+"""
+
+RETRY_JOB = """
+WITH prior AS (
+    SELECT id, status, queue_name FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE
+), done AS (
+    UPDATE jobs j SET status = 'pending', retry_count = 0, last_error = NULL, scheduled_at = NULL,
+        completed_at = NULL, lease_id = NULL, lease_expires_at = NULL, assigned_worker_id = NULL,
+        updated_at = now()
+    FROM prior p WHERE j.id = p.id AND p.status IN ('failed', 'deadletter')
+    RETURNING j.id
+), dlq AS (
+    DELETE FROM dead_letter_queue WHERE organization_id = $2 AND job_id IN (SELECT id FROM done)
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, details)
+    SELECT $2, id, 'retried', jsonb_build_object('old_status', (SELECT status FROM prior))
+    FROM done
+)
+SELECT p.status, p.queue_name, EXISTS (SELECT 1 FROM done) AS retried FROM prior p
+"""
+
+SET_PRIORITY = """
+WITH prior AS (
+    SELECT id, priority, queue_name FROM jobs
+    WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'scheduled') FOR UPDATE
+)
+UPDATE jobs j SET priority = $3, updated_at = now() FROM prior p WHERE j.id = p.id
+RETURNING p.priority AS old_priority, j.priority AS new_priority, j.queue_name
+"""
+
+STATS = """
+SELECT status, count(*)::bigint AS n FROM jobs
+WHERE organization_id = $1 AND ($2::text IS NULL OR queue_name = $2)
+  AND ($3::text[] IS NULL OR queue_name = ANY($3))
+GROUP BY status
+"""
+
+BATCH_STATUS = """
+SELECT id, status, queue_name, retry_count, created_at, completed_at FROM jobs
+WHERE organization_id = $1 AND id = ANY($2::text[]) AND ($3::text[] IS NULL OR queue_name = ANY($3))
+"""
+
+HISTORY = """
+SELECT id, job_id, event_type, worker_id, details, created_at FROM job_history
+WHERE job_id = $1 AND organization_id = $2
+ORDER BY created_at {direction}, id {direction}
+LIMIT $3 OFFSET $4
+"""
+
+# DLQ retry: $1 org, $2 queue (nullable), $3 ids (nullable), $4 limit, $5 scope (nullable)
+RETRY_DLQ = """
+WITH picked AS (
+    SELECT id FROM jobs
+    WHERE organization_id = $1 AND status = 'deadletter'
+      AND ($2::text IS NULL OR queue_name = $2)
+      AND ($3::text[] IS NULL OR id = ANY($3))
+      AND ($5::text[] IS NULL OR queue_name = ANY($5))
+    ORDER BY created_at ASC LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE jobs j SET status = 'pending', retry_count = 0, last_error = NULL, scheduled_at = NULL,
+        completed_at = NULL, lease_id = NULL, lease_expires_at = NULL, assigned_worker_id = NULL,
+        updated_at = now()
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.id, j.queue_name, j.created_at
+), dlq AS (
+    DELETE FROM dead_letter_queue WHERE organization_id = $1 AND job_id IN (SELECT id FROM done)
+), gate AS (
+    UPDATE jobs c SET dependencies_met = false, updated_at = now()
+    FROM job_dependencies d
+    WHERE d.depends_on_job_id IN (SELECT id FROM done) AND c.id = d.job_id
+      AND c.status IN ('pending', 'scheduled')
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, details)
+    SELECT $1, id, 'retried', jsonb_build_object('source', 'dlq') FROM done
+)
+SELECT id, queue_name FROM done ORDER BY created_at
+"""
+
+# DLQ purge: $1 org, $2 queue (nullable), $3 older_than (nullable), $4 limit, $5 scope (nullable)
+PURGE_DLQ = """
+WITH picked AS (
+    SELECT id FROM jobs
+    WHERE organization_id = $1 AND status = 'deadletter'
+      AND ($2::text IS NULL OR queue_name = $2)
+      AND ($3::timestamptz IS NULL OR created_at < $3)
+      AND ($5::text[] IS NULL OR queue_name = ANY($5))
+    ORDER BY created_at ASC LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM jobs WHERE id IN (SELECT id FROM picked) RETURNING id
+), audit AS (
+    DELETE FROM dead_letter_queue WHERE organization_id = $1 AND job_id IN (SELECT id FROM gone)
+)
+SELECT count(*)::bigint FROM gone
+"""

@@ -1,0 +1,304 @@
+"""REST routes for jobs and the dead-letter queue (CONTRACT §6 #34–52, §7.6, §7.7).
+
+Literal paths (`/jobs/stats`, `/jobs/status`, `/jobs/bulk`, `/jobs/claim`, `/jobs/dlq…`) are
+registered before `/jobs/{job_id}` so they win.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+
+from spooled_backend.core.body import parse_body, parse_optional_body, validation_error
+from spooled_backend.core.deps import Auth, Conn, State
+from spooled_backend.core.errors import BadRequest, ValidationFailed
+from spooled_backend.core.pagination import clamp_page, has_more_header
+from spooled_backend.core.responses import JSONBody, empty_response, json_response
+from spooled_backend.core.validators import TAG_RE, parse_uuid_id, valid_queue_name
+from spooled_backend.jobs import batch, listing, service
+from spooled_backend.jobs.rules import parse_order, parse_statuses
+from spooled_backend.jobs.schemas import (
+    BoostPriority,
+    BulkCreate,
+    ClaimJobs,
+    CompleteJob,
+    CreateJob,
+    FailJob,
+    HeartbeatJob,
+    PurgeDlq,
+    RetryDlq,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+_aware = TypeAdapter(AwareDatetime)
+
+
+def _query_time(value: str | None, field: str) -> datetime | None:
+    """RFC 3339 query timestamps with an offset; naive or malformed → 400."""
+    if value is None:
+        return None
+    try:
+        return _aware.validate_python(value)
+    except ValidationError as exc:
+        err = validation_error(exc)
+        raise ValidationFailed(field, err.details[0]["message"], "datetime") from None
+
+
+def _filter(
+    queue_name: str | None,
+    status: str | None,
+    tag: str | None,
+    q: str | None,
+    job_type: str | None,
+    created_after: str | None,
+    created_before: str | None,
+    order_by: str | None,
+    order_dir: str | None,
+) -> listing.JobFilter:
+    if queue_name is not None:
+        valid_queue_name(queue_name)
+    if tag is not None and not TAG_RE.match(tag):
+        raise ValidationFailed("tag", "must be 1-64 characters of [A-Za-z0-9._-]", "tag")
+    column, direction = parse_order(order_by, order_dir)
+    return listing.JobFilter(
+        queue_name=queue_name,
+        statuses=parse_statuses(status),
+        tag=tag,
+        search=q[:200] if q else None,
+        job_type=job_type,
+        created_after=_query_time(created_after, "created_after"),
+        created_before=_query_time(created_before, "created_before"),
+        order_by=column,
+        order_dir=direction,
+    )
+
+
+@router.post("/jobs", status_code=201)
+async def create_job(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """Create a job → 201 `{id, created: true}`, or 200 `{id, created: false}` on an
+    idempotency-key hit (nothing changes). 400/422 validation, 403 scope, 413 payload."""
+    body = await parse_body(request, CreateJob)
+    job = service.NewJob(**body.model_dump())
+    job_id, created = await service.create_job(conn, state.settings, auth, job, state.events)
+    return json_response({"id": job_id, "created": created}, status=201 if created else 200)
+
+
+@router.get("/jobs")
+async def list_jobs(
+    conn: Conn,
+    auth: Auth,
+    queue_name: str | None = None,
+    queue: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    q: str | None = None,
+    job_type: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    order_by: str | None = None,
+    order_dir: str | None = None,
+) -> JSONBody:
+    """`[JobSummary]` newest first by default; `X-Has-More` from a `limit + 1` fetch.
+    `limit` is clamped to 1..100 (default 50); `status` may be a comma list."""
+    page = clamp_page(limit, offset, default=50, maximum=100)
+    f = _filter(
+        queue_name or queue, status, tag, q, job_type, created_after, created_before, order_by, order_dir
+    )
+    rows, more = await listing.list_jobs(conn, auth, f, page)
+    return json_response(rows, headers=has_more_header(more))
+
+
+@router.get("/jobs/stats")
+async def job_stats(
+    conn: Conn, auth: Auth, queue_name: str | None = None, queue: str | None = None
+) -> JSONBody:
+    """Counts per status plus `total` (ints), restricted to the key's queue scope."""
+    name = queue_name or queue
+    if name is not None:
+        valid_queue_name(name)
+    return json_response(await service.job_stats(conn, auth, name))
+
+
+@router.get("/jobs/status")
+async def batch_status(conn: Conn, auth: Auth, ids: str = "") -> JSONBody:
+    """`?ids=a,b,c` (≤100) → `[{id, status, queue_name, retry_count, created_at, completed_at}]`;
+    unknown and out-of-scope ids are omitted; more than 100 ids → 400."""
+    wanted = [i.strip() for i in ids.split(",") if i.strip()]
+    if len(wanted) > 100:
+        raise BadRequest("At most 100 job ids may be requested at once")
+    if not wanted:
+        return json_response([])
+    valid = []
+    for raw in wanted:
+        try:
+            valid.append(parse_uuid_id(raw))
+        except Exception:  # noqa: BLE001 - a malformed id simply cannot exist
+            continue
+    return json_response(await service.batch_status(conn, auth, valid))
+
+
+@router.post("/jobs/bulk")
+async def bulk_enqueue(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """Up to 100 jobs into one queue; per-item results (CONTRACT §7.6)."""
+    body = await parse_body(request, BulkCreate)
+    return json_response(await batch.bulk_create(conn, state.settings, auth, body, state.events))
+
+
+@router.post("/jobs/claim")
+async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """Lease up to `limit` ready jobs → `{jobs: [{id, queue_name, payload, retry_count,
+    max_retries, timeout_seconds, lease_expires_at, lease_id}]}`; empty when idle or paused.
+    `lease_duration_secs` 5..3600 (default WORKER_LEASE_DURATION_SECS)."""
+    body = await parse_body(request, ClaimJobs)
+    lease = body.lease_duration_secs or state.settings.worker_lease_duration_secs
+    jobs = await service.claim_jobs(
+        conn, auth, body.queue_name, body.worker_id, body.limit, lease, state.events
+    )
+    out = [
+        {
+            "id": j["id"],
+            "queue_name": j["queue_name"],
+            "payload": j["payload"],
+            "retry_count": j["retry_count"],
+            "max_retries": j["max_retries"],
+            "timeout_seconds": j["timeout_seconds"],
+            "lease_expires_at": j["lease_expires_at"],
+            "lease_id": j["lease_id"],
+            "priority": j["priority"],
+        }
+        for j in jobs
+    ]
+    return json_response({"jobs": out})
+
+
+@router.get("/jobs/dlq")
+async def list_dead_letters(
+    conn: Conn,
+    auth: Auth,
+    queue_name: str | None = None,
+    queue: str | None = None,
+    tag: str | None = None,
+    q: str | None = None,
+    job_type: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    order_by: str | None = None,
+    order_dir: str | None = None,
+) -> JSONBody:
+    """Dead-letter jobs as `[JobSummary]` + `X-Has-More` (same filters as `GET /jobs`)."""
+    page = clamp_page(limit, offset, default=50, maximum=100)
+    f = _filter(
+        queue_name or queue, "deadletter", tag, q, job_type, created_after, created_before,
+        order_by, order_dir,
+    )
+    rows, more = await listing.list_jobs(conn, auth, f, page)
+    return json_response(rows, headers=has_more_header(more))
+
+
+@router.post("/jobs/dlq/retry")
+async def retry_dead_letters(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """deadletter → pending → `{retried_count, retried_jobs, job_ids, skipped_jobs}`."""
+    body = await parse_optional_body(request, RetryDlq)
+    return json_response(
+        await batch.retry_dead_letters(
+            conn, auth, body.job_ids, body.queue_name, body.limit, state.events
+        )
+    )
+
+
+@router.post("/jobs/dlq/purge")
+async def purge_dead_letters(request: Request, conn: Conn, auth: Auth) -> JSONBody:
+    """Delete dead-letter jobs; `confirm: true` required (else 400) → `{purged_count}`."""
+    body = await parse_body(request, PurgeDlq)
+    return json_response(
+        await batch.purge_dead_letters(
+            conn, auth, body.confirm, body.queue_name, body.older_than, body.limit
+        )
+    )
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, conn: Conn, auth: Auth) -> JSONBody:
+    """The Job object; 404 when missing, another organization's, or out of scope."""
+    return json_response(await service.get_job(conn, auth, parse_uuid_id(job_id)))
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+async def cancel_job(job_id: str, state: State, conn: Conn, auth: Auth):  # type: ignore[no-untyped-def]
+    """pending/scheduled → cancelled (204); 409 in other states."""
+    await service.cancel_job(conn, auth, parse_uuid_id(job_id), state.events)
+    return empty_response()
+
+
+@router.post("/jobs/{job_id}/retry")
+async def retry_job(job_id: str, state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """failed/deadletter → pending with retry_count 0; returns the Job. 409 otherwise."""
+    return json_response(await service.retry_job(conn, auth, parse_uuid_id(job_id), state.events))
+
+
+@router.put("/jobs/{job_id}/priority")
+async def boost_priority(job_id: str, request: Request, conn: Conn, auth: Auth) -> JSONBody:
+    """`{priority}` −100..100 → `{job_id, old_priority, new_priority}`; 404 unless pending/scheduled."""
+    body = await parse_body(request, BoostPriority)
+    return json_response(await service.set_priority(conn, auth, parse_uuid_id(job_id), body.priority))
+
+
+@router.post("/jobs/{job_id}/complete")
+async def complete_job(job_id: str, request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """`{worker_id, lease_id, result?}` → `{success: true}`. 409 LEASE_EXPIRED for an expired or
+    replaced lease, 409 CONFLICT "Job is already completed" on replay, 404 not found/not owned."""
+    body = await parse_body(request, CompleteJob)
+    job = parse_uuid_id(job_id)
+    if body.result is not None:
+        service.check_payload(auth, state.settings, body.result, "result")
+    await service.complete_job(conn, auth, job, body.worker_id, body.lease_id, body.result, state.events)
+    return json_response({"success": True})
+
+
+@router.post("/jobs/{job_id}/fail")
+async def fail_job(job_id: str, request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """`{worker_id, lease_id, error}` → `{success: true, will_retry, retry_delay_secs}`;
+    retry with backoff (§8.3) or dead-letter. Same 404/409 rules as complete."""
+    body = await parse_body(request, FailJob)
+    outcome = await service.fail_job(
+        conn, auth, parse_uuid_id(job_id), body.worker_id, body.lease_id, body.error, state.events
+    )
+    return json_response(
+        {"success": True, "will_retry": outcome.will_retry, "retry_delay_secs": outcome.retry_delay_secs}
+    )
+
+
+@router.post("/jobs/{job_id}/heartbeat")
+async def heartbeat_job(job_id: str, request: Request, conn: Conn, auth: Auth) -> JSONBody:
+    """`{worker_id, lease_id, lease_duration_secs}` → `{success: true, lease_expires_at}`."""
+    body = await parse_body(request, HeartbeatJob)
+    expires = await service.heartbeat_job(
+        conn, auth, parse_uuid_id(job_id), body.worker_id, body.lease_id, body.lease_duration_secs
+    )
+    return json_response({"success": True, "lease_expires_at": expires})
+
+
+@router.get("/jobs/{job_id}/history")
+async def job_history(
+    job_id: str,
+    conn: Conn,
+    auth: Auth,
+    limit: int | None = Query(None),
+    offset: int | None = None,
+    order_dir: str | None = None,
+) -> JSONBody:
+    """History events `[{id, job_id, event_type, worker_id, details, created_at}]` + `X-Has-More`;
+    `limit` 1..500 (default 100), oldest first unless `order_dir=desc`."""
+    page = clamp_page(limit, offset, default=100, maximum=500)
+    direction = (order_dir or "asc").lower()
+    if direction not in ("asc", "desc"):
+        raise ValidationFailed("order_dir", "must be asc or desc", "enum")
+    rows, more = await listing.job_history(conn, auth, parse_uuid_id(job_id), page, direction)
+    return json_response(rows, headers=has_more_header(more))

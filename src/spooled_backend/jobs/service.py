@@ -1,0 +1,312 @@
+"""Job rules: create, claim, acknowledge, cancel, retry, list (CONTRACT §7.6, §8).
+
+Functions take an asyncpg connection (the caller owns the transaction) and an `Events` sink
+for what happened; they import no web framework and no Redis, so REST and gRPC share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from spooled_backend.config import Settings
+from spooled_backend.core.context import AuthContext
+from spooled_backend.core.errors import (
+    BadRequest,
+    Conflict,
+    LeaseExpired,
+    NotFound,
+    PayloadTooLarge,
+)
+from spooled_backend.core.events import Events
+from spooled_backend.core.jsonvalue import check_storable, json_size
+from spooled_backend.jobs import queries as q
+from spooled_backend.jobs.rules import retry_delay_secs
+from spooled_backend.observability import metrics
+from spooled_backend.organizations.plans import limits_for, upgrade_tier
+
+TERMINAL = ("completed", "failed", "deadletter", "cancelled")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job to insert (the shape shared by REST, bulk, gRPC, schedules, ingest)."""
+
+    queue_name: str
+    payload: Any
+    priority: int = 0
+    max_retries: int | None = None
+    timeout_seconds: int | None = None
+    scheduled_at: datetime | None = None
+    expires_at: datetime | None = None
+    idempotency_key: str | None = None
+    tags: Any = None
+    parent_job_id: str | None = None
+    completion_webhook: str | None = None
+    completion_webhook_secret: str | None = None
+
+
+def check_payload(auth: AuthContext, settings: Settings, payload: Any, field: str = "payload") -> None:
+    """Storable JSON within the global cap and the plan's `max_payload_size_bytes` (413)."""
+    check_storable(payload, field)
+    size = json_size(payload)
+    limits = limits_for(auth.plan_tier, auth.custom_limits, settings.plan_limits_enabled)
+    cap = settings.queue_max_payload_size_bytes
+    plan_cap = limits.get("max_payload_size_bytes")
+    if plan_cap is not None:
+        cap = min(cap, int(plan_cap))
+    if size > cap:
+        extra: dict[str, Any] = {"current": size, "limit": cap, "plan": limits["tier"]}
+        if (nxt := upgrade_tier(limits["tier"])) is not None:
+            extra["upgrade_to"] = nxt
+        raise PayloadTooLarge(
+            f"Payload size {size} bytes exceeds the limit of {cap} bytes", extra=extra
+        )
+
+
+async def queue_defaults(
+    conn: asyncpg.Connection, settings: Settings, org_id: str, queue_name: str
+) -> tuple[int, int]:
+    """(max_retries, timeout_seconds) from queue config, else the server defaults (§9.1)."""
+    row = await conn.fetchrow(q.QUEUE_DEFAULTS, org_id, queue_name)
+    if row is None:
+        return settings.queue_default_max_retries, settings.queue_default_timeout_secs
+    return row["max_retries"], row["default_timeout"]
+
+
+async def create_job(
+    conn: asyncpg.Connection, settings: Settings, auth: AuthContext, job: NewJob, events: Events
+) -> tuple[str, bool]:
+    """Insert one job; returns (job_id, created). An idempotency hit returns (existing id, False).
+
+    Raises AccessDenied (queue scope), BadRequest (parent job), PayloadTooLarge, ValidationFailed.
+    """
+    auth.require_queue(job.queue_name)
+    check_payload(auth, settings, job.payload)
+    if job.tags is not None:
+        check_storable(job.tags, "tags")
+        if json_size(job.tags) > 65536:
+            raise BadRequest("tags must be at most 64 KiB")
+    default_retries, default_timeout = await queue_defaults(
+        conn, settings, auth.organization_id, job.queue_name
+    )
+    dependencies_met = True
+    if job.parent_job_id is not None:
+        parent = await conn.fetchrow(q.PARENT_JOB, job.parent_job_id, auth.organization_id)
+        if parent is None or parent["queue_name"] != job.queue_name:
+            raise BadRequest("parent_job_id must reference a job in the same organization and queue")
+        dependencies_met = parent["status"] == "completed"
+    row = await conn.fetchrow(
+        q.INSERT_JOB,
+        auth.organization_id,
+        job.queue_name,
+        job.payload,
+        job.priority,
+        default_retries if job.max_retries is None else job.max_retries,
+        default_timeout if job.timeout_seconds is None else job.timeout_seconds,
+        job.scheduled_at,
+        job.expires_at,
+        job.idempotency_key,
+        job.tags,
+        job.parent_job_id,
+        job.completion_webhook,
+        job.completion_webhook_secret,
+        dependencies_met,
+    )
+    if row["created"]:
+        if job.parent_job_id is not None:
+            await conn.execute(q.INSERT_DEPENDENCY, auth.organization_id, row["id"], job.parent_job_id)
+        metrics.JOBS_ENQUEUED.inc()
+        events.job_created(auth.organization_id, row["id"], job.queue_name, job.priority, row["status"])
+    return row["id"], row["created"]
+
+
+async def get_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str) -> dict[str, Any]:
+    """The full Job object; NotFound for other orgs and out-of-scope queues."""
+    row = await conn.fetchrow(q.GET_JOB, job_id, auth.organization_id)
+    if row is None or not auth.can_access_queue(row["queue_name"]):
+        raise NotFound("Job not found")
+    return dict(row)
+
+
+async def claim_jobs(
+    conn: asyncpg.Connection,
+    auth: AuthContext,
+    queue_name: str,
+    worker_id: str,
+    limit: int,
+    lease_secs: int,
+    events: Events,
+) -> list[dict[str, Any]]:
+    """Lease up to `limit` ready jobs (priority DESC, created_at ASC). Empty when paused/idle."""
+    auth.require_queue(queue_name)
+    rows = await conn.fetch(
+        q.CLAIM_JOBS, auth.organization_id, queue_name, limit, worker_id, float(lease_secs)
+    )
+    claimed = [dict(r) for r in rows]
+    for job in claimed:
+        events.job_started(auth.organization_id, job["id"], queue_name, worker_id)
+    return claimed
+
+
+def _ack_outcome(prior: asyncpg.Record | None, worker_id: str, lease_id: str) -> None:
+    """Why a fenced acknowledgement did not apply (CONTRACT §8.4). Always raises."""
+    if prior is None:
+        raise NotFound("Job not found")
+    status = prior["status"]
+    if status != "processing":
+        if status in TERMINAL:
+            raise Conflict(f"Job is already {status}")
+        raise LeaseExpired("Lease expired: the job was released and is no longer processing")
+    if prior["lease_id"] != lease_id:
+        raise LeaseExpired("The provided lease_id does not match the job's current lease")
+    if prior["assigned_worker_id"] != worker_id:
+        raise NotFound("Job not found or not owned by this worker")
+    raise LeaseExpired("Lease expired")
+
+
+async def complete_job(
+    conn: asyncpg.Connection,
+    auth: AuthContext,
+    job_id: str,
+    worker_id: str,
+    lease_id: str,
+    result: Any,
+    events: Events,
+) -> None:
+    """processing → completed, fenced by worker and `lease_id`. Replays answer 409."""
+    prior = await conn.fetchrow(
+        q.COMPLETE_JOB, job_id, auth.organization_id, worker_id, lease_id, result
+    )
+    if prior is None or prior["acked_at"] is None:
+        _ack_outcome(prior, worker_id, lease_id)
+    assert prior is not None
+    duration = (prior["acked_at"] - (prior["started_at"] or prior["acked_at"])).total_seconds()
+    metrics.JOBS_COMPLETED.inc()
+    metrics.JOB_DURATION.observe(max(duration, 0.0))
+    events.job_completed(auth.organization_id, job_id, prior["queue_name"], int(duration * 1000), result)
+
+
+@dataclass(frozen=True)
+class FailOutcome:
+    will_retry: bool
+    retry_delay_secs: int
+    status: str
+
+
+async def fail_job(
+    conn: asyncpg.Connection,
+    auth: AuthContext,
+    job_id: str,
+    worker_id: str,
+    lease_id: str,
+    error: str,
+    events: Events,
+    allow_retry: bool = True,
+) -> FailOutcome:
+    """processing → pending (retry with backoff, §8.3) or deadletter; fenced like complete."""
+    prior = await conn.fetchrow(
+        q.FAIL_JOB, job_id, auth.organization_id, worker_id, lease_id, error, allow_retry
+    )
+    if prior is None or prior["acked_at"] is None:
+        _ack_outcome(prior, worker_id, lease_id)
+    assert prior is not None
+    metrics.JOBS_FAILED.inc()
+    new_status = prior["new_status"]
+    will_retry = new_status == "pending"
+    if not will_retry:
+        metrics.JOBS_DEADLETTERED.inc()
+    events.job_failed(
+        auth.organization_id, job_id, prior["queue_name"], error, prior["new_retry_count"], new_status
+    )
+    return FailOutcome(
+        will_retry=will_retry,
+        retry_delay_secs=retry_delay_secs(prior["retry_count"]) if will_retry else 0,
+        status=new_status,
+    )
+
+
+async def heartbeat_job(
+    conn: asyncpg.Connection,
+    auth: AuthContext,
+    job_id: str,
+    worker_id: str,
+    lease_id: str,
+    lease_secs: int,
+) -> datetime:
+    """Extend the lease to now + `lease_secs` seconds; returns the new expiry."""
+    prior = await conn.fetchrow(
+        q.HEARTBEAT_JOB, job_id, auth.organization_id, worker_id, lease_id, float(lease_secs)
+    )
+    if prior is None or prior["acked_at"] is None:
+        _ack_outcome(prior, worker_id, lease_id)
+    assert prior is not None
+    expires: datetime = prior["acked_at"]
+    return expires
+
+
+async def cancel_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str, events: Events) -> None:
+    """pending/scheduled → cancelled. 404 missing/out of scope, 409 other states."""
+    row = await conn.fetchrow(q.CANCEL_JOB, job_id, auth.organization_id)
+    if row is None or not auth.can_access_queue(row["queue_name"]):
+        raise NotFound("Job not found")
+    if not row["cancelled"]:
+        raise Conflict(f"Job cannot be cancelled: it is {row['status']}")
+    events.job_status(auth.organization_id, job_id, row["queue_name"], row["status"], "cancelled")
+
+
+async def retry_job(
+    conn: asyncpg.Connection, auth: AuthContext, job_id: str, events: Events
+) -> dict[str, Any]:
+    """failed/deadletter → pending with retry_count 0 (§8.2). Returns the Job."""
+    async with conn.transaction():
+        row = await conn.fetchrow(q.RETRY_JOB, job_id, auth.organization_id)
+        if row is None or not auth.can_access_queue(row["queue_name"]):
+            raise NotFound("Job not found")
+        if not row["retried"]:
+            raise Conflict(f"Only failed or deadletter jobs can be retried; job is {row['status']}")
+    metrics.JOBS_RETRIED.inc()
+    events.job_status(auth.organization_id, job_id, row["queue_name"], row["status"], "pending")
+    return await get_job(conn, auth, job_id)
+
+
+async def set_priority(
+    conn: asyncpg.Connection, auth: AuthContext, job_id: str, priority: int
+) -> dict[str, Any]:
+    """Change priority of a pending/scheduled job: `{job_id, old_priority, new_priority}`."""
+    async with conn.transaction():
+        row = await conn.fetchrow(q.SET_PRIORITY, job_id, auth.organization_id, priority)
+        if row is None or not auth.can_access_queue(row["queue_name"]):
+            raise NotFound("Job not found or not pending")
+    return {"job_id": job_id, "old_priority": row["old_priority"], "new_priority": row["new_priority"]}
+
+
+STAT_KEYS = ("pending", "scheduled", "processing", "completed", "failed", "deadletter", "cancelled")
+
+
+async def job_stats(
+    conn: asyncpg.Connection, auth: AuthContext, queue_name: str | None
+) -> dict[str, int]:
+    """Counts per status plus `total`, restricted to the key's scope."""
+    if queue_name is not None:
+        auth.require_queue_visible(queue_name, "Queue")
+    rows = await conn.fetch(q.STATS, auth.organization_id, queue_name, auth.scope_filter)
+    stats = dict.fromkeys(STAT_KEYS, 0)
+    for row in rows:
+        stats[row["status"]] = int(row["n"])
+    stats["total"] = sum(stats.values())
+    return stats
+
+
+async def batch_status(
+    conn: asyncpg.Connection, auth: AuthContext, ids: list[str]
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(q.BATCH_STATUS, auth.organization_id, ids, auth.scope_filter)
+    return [dict(r) for r in rows]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,98 @@
+"""Supervised background loops. Singleton work takes a transaction-scoped advisory lock, so
+any number of replicas can run them side by side (STYLE.md: processes and loops)."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from spooled_backend.core.state import AppState
+from spooled_backend.scheduler import recovery
+
+log = structlog.get_logger(__name__)
+
+Work = Callable[[asyncpg.Connection], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Loop:
+    name: str
+    interval_secs: float
+    work: Work
+
+
+def lock_key(name: str) -> int:
+    """Stable 32-bit advisory-lock key per loop name."""
+    return zlib.crc32(f"spooled:loop:{name}".encode())
+
+
+async def run_once(pool: asyncpg.Pool, loop: Loop) -> bool:
+    """One guarded iteration; False when another replica holds the loop's lock."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(loop.name)):
+            return False
+        await loop.work(conn)
+        return True
+
+
+async def supervise(pool: asyncpg.Pool, loop: Loop, stop: asyncio.Event) -> None:
+    """Run `loop` every `interval_secs` until `stop` is set; errors are logged, never fatal."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            await run_once(pool, loop)
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a loop must survive database hiccups
+            failures += 1
+            log.warning("background loop failed", loop=loop.name, error=str(exc), failures=failures)
+        delay = loop.interval_secs if failures == 0 else min(loop.interval_secs * 2**failures, 60)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+
+
+def default_loops(state: AppState) -> list[Loop]:
+    s = state.settings
+    events = state.events
+    return [
+        Loop("activate_scheduled", s.scheduler_activate_interval_secs,
+             lambda c: recovery.activate_scheduled(c, events)),
+        Loop("lease_recovery", s.scheduler_lease_recovery_interval_secs,
+             lambda c: recovery.recover_expired_leases(c, events)),
+        Loop("expire_jobs", s.scheduler_activate_interval_secs,
+             lambda c: recovery.expire_jobs(c, events)),
+        Loop("metrics", s.scheduler_metrics_interval_secs, recovery.refresh_gauges),
+    ]
+
+
+class Supervisor:
+    """Owns the loop tasks: start them, stop them with a grace period, then cancel."""
+
+    def __init__(self, pool: asyncpg.Pool, loops: list[Loop]) -> None:
+        self.pool = pool
+        self.loops = loops
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for loop in self.loops:
+            task = asyncio.create_task(supervise(self.pool, loop, self._stop), name=f"loop:{loop.name}")
+            self._tasks.append(task)
+
+    async def stop(self, grace_secs: float = 5.0) -> None:
+        self._stop.set()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=grace_secs)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks.clear()

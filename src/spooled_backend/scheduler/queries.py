@@ -1,0 +1,85 @@
+"""SQL of the background sweeps. Each touches a bounded batch with SKIP LOCKED."""
+
+from __future__ import annotations
+
+# Due scheduled jobs → pending (CONTRACT §15, every 5 s). $1 batch size.
+ACTIVATE_SCHEDULED = """
+WITH due AS (
+    SELECT id FROM jobs WHERE status = 'scheduled' AND scheduled_at <= now()
+    ORDER BY scheduled_at LIMIT $1 FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs j SET status = 'pending', updated_at = now() FROM due WHERE j.id = due.id
+RETURNING j.id, j.organization_id, j.queue_name
+"""
+
+# Expired leases → retry with backoff or dead-letter (CONTRACT §8.2). $1 batch size,
+# $2 worker id (NULL = any), $3 retry reason, $4 exhausted reason.
+RECOVER_EXPIRED_LEASES = """
+WITH expired AS (
+    SELECT id FROM jobs
+    WHERE status = 'processing' AND lease_expires_at <= now()
+      AND ($2::text IS NULL OR assigned_worker_id = $2)
+    ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE jobs j SET
+        status = CASE WHEN j.retry_count < j.max_retries THEN 'pending' ELSE 'deadletter' END,
+        scheduled_at = CASE WHEN j.retry_count < j.max_retries
+            THEN now() + make_interval(secs => LEAST(power(2, LEAST(j.retry_count, 6)), 60))
+            ELSE j.scheduled_at END,
+        last_error = CASE WHEN j.retry_count < j.max_retries THEN $3 ELSE $4 END,
+        completed_at = CASE WHEN j.retry_count < j.max_retries THEN NULL ELSE now() END,
+        retry_count = CASE WHEN j.retry_count < j.max_retries THEN j.retry_count + 1
+                           ELSE j.retry_count END,
+        lease_id = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM expired e WHERE j.id = e.id
+    RETURNING j.id, j.organization_id, j.queue_name, j.status, j.retry_count, j.payload,
+              j.last_error, j.assigned_worker_id
+), dlq AS (
+    INSERT INTO dead_letter_queue (organization_id, job_id, queue_name, reason, original_payload,
+                                   error_details)
+    SELECT organization_id, id, queue_name, last_error, payload,
+           jsonb_build_object('retry_count', retry_count, 'worker_id', assigned_worker_id)
+    FROM done WHERE status = 'deadletter'
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
+    SELECT organization_id, id, CASE WHEN status = 'deadletter' THEN 'deadlettered'
+                                     ELSE 'lease_expired' END,
+           assigned_worker_id, jsonb_build_object('error', last_error, 'retry_count', retry_count)
+    FROM done
+)
+SELECT id, organization_id, queue_name, status, retry_count, last_error FROM done
+"""
+
+# pending/scheduled jobs past expires_at are never handed out; they end as cancelled.
+EXPIRE_JOBS = """
+WITH gone AS (
+    SELECT id FROM jobs
+    WHERE status IN ('pending', 'scheduled') AND expires_at IS NOT NULL AND expires_at <= now()
+    ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+), done AS (
+    UPDATE jobs j SET status = 'cancelled', completed_at = now(), updated_at = now(),
+        last_error = 'Job expired before it was processed'
+    FROM gone WHERE j.id = gone.id
+    RETURNING j.id, j.organization_id, j.queue_name
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, details)
+    SELECT organization_id, id, 'expired', jsonb_build_object('reason', 'expires_at passed')
+    FROM done
+)
+SELECT id, organization_id, queue_name FROM done
+"""
+
+GAUGES = """
+SELECT
+    count(*) FILTER (WHERE status = 'pending') AS pending,
+    count(*) FILTER (WHERE status = 'processing') AS processing,
+    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0)
+        AS max_age
+FROM jobs WHERE status IN ('pending', 'processing')
+"""
+
+WORKER_GAUGES = """
+SELECT count(*) FILTER (WHERE status <> 'offline') AS active,
+       count(*) FILTER (WHERE status = 'healthy') AS healthy
+FROM workers WHERE last_heartbeat > now() - interval '2 minutes'
+"""

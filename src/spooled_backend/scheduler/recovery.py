@@ -1,0 +1,60 @@
+"""Job sweeps shared by the loops and by worker deregistration (CONTRACT §8.2, §15)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from spooled_backend.core.events import Events, NoEvents
+from spooled_backend.observability import metrics
+from spooled_backend.scheduler import queries as q
+
+BATCH = 1000
+LEASE_RETRY_REASON = "Lease expired (worker timeout)"
+LEASE_EXHAUSTED_REASON = "Max retries exceeded after lease expiration"
+
+
+async def activate_scheduled(conn: asyncpg.Connection, events: Events | None = None) -> int:
+    """Move due `scheduled` jobs to `pending`; returns how many."""
+    sink = events or NoEvents()
+    rows = await conn.fetch(q.ACTIVATE_SCHEDULED, BATCH)
+    for r in rows:
+        sink.job_status(r["organization_id"], r["id"], r["queue_name"], "scheduled", "pending")
+    return len(rows)
+
+
+async def recover_expired_leases(
+    conn: asyncpg.Connection, events: Events | None = None, worker_id: str | None = None
+) -> int:
+    """Expired leases (`lease_expires_at <= now`) → pending with backoff, or deadletter when
+    retries are exhausted (+ audit row). Limited to `worker_id` when given. Returns the count."""
+    sink = events or NoEvents()
+    rows = await conn.fetch(
+        q.RECOVER_EXPIRED_LEASES, BATCH, worker_id, LEASE_RETRY_REASON, LEASE_EXHAUSTED_REASON
+    )
+    for r in rows:
+        if r["status"] == "deadletter":
+            metrics.JOBS_DEADLETTERED.inc()
+        sink.job_failed(
+            r["organization_id"], r["id"], r["queue_name"], r["last_error"], r["retry_count"], r["status"]
+        )
+    return len(rows)
+
+
+async def expire_jobs(conn: asyncpg.Connection, events: Events | None = None) -> int:
+    """pending/scheduled jobs past `expires_at` → cancelled (history `expired`)."""
+    sink = events or NoEvents()
+    rows = await conn.fetch(q.EXPIRE_JOBS, BATCH)
+    for r in rows:
+        sink.job_status(r["organization_id"], r["id"], r["queue_name"], "pending", "cancelled")
+    return len(rows)
+
+
+async def refresh_gauges(conn: asyncpg.Connection) -> None:
+    """Recompute the queue and worker gauges of CONTRACT §16."""
+    row = await conn.fetchrow(q.GAUGES)
+    metrics.JOBS_PENDING.set(row["pending"])
+    metrics.JOBS_PROCESSING.set(row["processing"])
+    metrics.JOB_MAX_AGE.set(float(row["max_age"]))
+    workers = await conn.fetchrow(q.WORKER_GAUGES)
+    metrics.WORKERS_ACTIVE.set(workers["active"])
+    metrics.WORKERS_HEALTHY.set(workers["healthy"])

@@ -1,0 +1,45 @@
+"""Wire models for worker requests (CONTRACT §7.9)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from spooled_backend.core.validators import WORKER_ID_RE, QueueName, StrictInt
+
+HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+class RegisterWorker(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    queue_name: QueueName
+    hostname: Annotated[str, Field(min_length=1, max_length=255)]
+    worker_id: str | None = None
+    worker_type: Annotated[str, Field(max_length=50)] | None = None
+    max_concurrency: Annotated[StrictInt, Field(ge=1, le=100)] = 5
+    metadata: dict[str, Any] | None = None
+    version: Annotated[str, Field(max_length=50)] | None = None
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not set(value) <= HOSTNAME_CHARS or value[0] in ".-" or value[-1] in ".-":
+            raise ValueError("hostname may contain only [A-Za-z0-9._-] and not start/end with . or -")
+        return value
+
+    @field_validator("worker_id")
+    @classmethod
+    def _worker_id(cls, value: str | None) -> str | None:
+        if value is not None and not WORKER_ID_RE.match(value):
+            raise ValueError("worker_id must be 1-128 characters of [A-Za-z0-9._-]")
+        return value
+
+
+class WorkerHeartbeat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    current_jobs: Annotated[StrictInt, Field(ge=0, le=1000)]
+    status: str | None = None
+    metadata: dict[str, Any] | None = None
