@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from typing import Annotated
@@ -84,6 +85,27 @@ def _start_metrics_server(settings: Settings) -> None:
         log.warning("metrics port unavailable", port=settings.metrics_port, error=str(exc))
 
 
+def _stop_on_signal(signum: int, frame: object) -> None:
+    """SIGTERM/SIGINT before the HTTP server runs: unwind so `finally` stops the database."""
+    raise SystemExit(0)
+
+
+def _after_server_signal(signum: int, frame: object) -> None:
+    """uvicorn re-raises the signal that stopped it once it has shut down; this no-op turns
+    that into a normal return so `finally` stops the embedded PostgreSQL and we exit 0."""
+
+
+def _install_signal_handlers(handler: object) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """uvicorn re-raises the signal it caught after its graceful shutdown; turning SIGTERM into
+    SystemExit lets `serve` stop the embedded PostgreSQL cleanly instead of dying mid-way."""
+    raise SystemExit(0)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (HOST)")] = None,
@@ -97,6 +119,8 @@ def serve(
         settings.host = host
     if port:
         settings.port = port
+    _install_signal_handlers(_stop_on_signal)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     db = _open(settings)
     try:
         if not no_migrate:
@@ -106,6 +130,7 @@ def serve(
         from spooled_backend.app import create_app
 
         application = create_app(settings, db.url, run_loops=not no_loops)
+        _install_signal_handlers(_after_server_signal)
         uvicorn.run(
             application,
             host=settings.host,
