@@ -12,19 +12,26 @@ from redis.asyncio import Redis
 
 from spooled_backend.config import Settings
 from spooled_backend.core import handlers
-from spooled_backend.core.middleware import RequestContextMiddleware
+from spooled_backend.core import middleware as http_middleware
 from spooled_backend.core.state import AppState
 from spooled_backend.db.pool import create_pool
+from spooled_backend.admin.routes import router as admin_router
+from spooled_backend.api_keys.routes import router as api_keys_router
+from spooled_backend.billing.routes import router as billing_router
+from spooled_backend.auth.lifecycle import start_security
+from spooled_backend.auth.routes import router as auth_router
+from spooled_backend.dashboard.routes import router as dashboard_router
 from spooled_backend.health.routes import router as health_router
 from spooled_backend.jobs.routes import router as jobs_router
 from spooled_backend.organizations.routes import router as organizations_router
+from spooled_backend.queues.routes import router as queues_router
 from spooled_backend.realtime.bus import EventBus
 from spooled_backend.scheduler.loops import Supervisor, default_loops
 from spooled_backend.workers.routes import router as workers_router
 
 log = structlog.get_logger(__name__)
 
-ROUTERS = [health_router, organizations_router, jobs_router, workers_router]
+ROUTERS = [health_router, auth_router, organizations_router, api_keys_router, admin_router, billing_router, jobs_router, workers_router, queues_router, dashboard_router]
 
 
 def package_version() -> str:
@@ -62,6 +69,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
             settings=settings, pool=pool, redis=redis, events=EventBus(redis),
             version=package_version(),
         )
+        await start_security(state)
         app.state.services = state
         supervisor = Supervisor(pool, default_loops(state))
         if run_loops:
@@ -84,7 +92,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         openapi_url="/openapi.json",
     )
     handlers.install(app)
-    app.add_middleware(RequestContextMiddleware)
+    http_middleware.install(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     return app

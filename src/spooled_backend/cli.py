@@ -86,7 +86,7 @@ def _start_metrics_server(settings: Settings) -> None:
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
-    """SIGTERM/SIGINT before the HTTP server runs: unwind so `finally` stops the database."""
+    """SIGTERM/SIGINT during migrations or bootstrap: unwind so `finally` stops the database."""
     raise SystemExit(0)
 
 
@@ -98,12 +98,6 @@ def _after_server_signal(signum: int, frame: object) -> None:
 def _install_signal_handlers(handler: object) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)  # type: ignore[arg-type]
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """uvicorn re-raises the signal it caught after its graceful shutdown; turning SIGTERM into
-    SystemExit lets `serve` stop the embedded PostgreSQL cleanly instead of dying mid-way."""
-    raise SystemExit(0)
 
 
 @app.command()
@@ -119,9 +113,9 @@ def serve(
         settings.host = host
     if port:
         settings.port = port
-    _install_signal_handlers(_stop_on_signal)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     db = _open(settings)
+    # Only now: a SystemExit raised while initdb/pg_ctl run would kill them half-way.
+    _install_signal_handlers(_stop_on_signal)
     try:
         if not no_migrate:
             upgrade_to_head(db.migrate_url)

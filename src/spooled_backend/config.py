@@ -85,12 +85,19 @@ class Settings(BaseSettings):
     rate_limit_fail_closed: bool = False
     trusted_client_ip_header: str | None = None
     trusted_proxy_hops: int = 0
+    # Per-request timeout before a response starts (CONTRACT §2: 30 s; 408 REQUEST_TIMEOUT).
+    request_timeout_secs: float = Field(default=30.0, ge=0)
 
     # Workers and queues
     worker_heartbeat_interval_secs: int = 10
     worker_lease_duration_secs: int = 30
     worker_max_concurrency: int = 5
     worker_fallback_poll_interval_secs: int = 5
+    # Liveness by missed heartbeats (CONTRACT §9.2): healthy → degraded after this many missed
+    # heartbeat intervals, → offline (jobs recovered) once the last heartbeat is older than
+    # WORKER_OFFLINE_AFTER_SECS.
+    worker_degraded_after_missed_heartbeats: int = Field(default=3, ge=1)
+    worker_offline_after_secs: float = Field(default=120.0, gt=0)
     queue_default_max_retries: int = 3
     queue_default_timeout_secs: int = 300
     queue_max_payload_size_bytes: int = 1_048_576
@@ -105,6 +112,8 @@ class Settings(BaseSettings):
     stripe_starter_price_id: str | None = None
     stripe_pro_price_id: str | None = None
     stripe_billing_portal_config_id: str | None = None
+    # Stripe API base URL override (stripe-mock or a test double); unset = Stripe itself.
+    stripe_api_base: str | None = None
     email_provider: str = "console"
     email_api_key: str | None = None
     email_from_address: str = "noreply@spooled.cloud"
@@ -123,6 +132,7 @@ class Settings(BaseSettings):
     scheduler_lease_recovery_interval_secs: float = 10.0
     scheduler_metrics_interval_secs: float = 15.0
     scheduler_maintenance_interval_secs: float = 300.0
+    scheduler_worker_liveness_interval_secs: float = 15.0
 
     @field_validator("rust_env")
     @classmethod

@@ -1,8 +1,11 @@
 """Request-body parsing with the contract's rules (CONTRACT §1 content type, §3.2 codes).
 
 FastAPI's own body handling accepts NaN and maps errors to its own shape; we parse ourselves:
-required body + empty → 400 INVALID_JSON; JSON body with a non-JSON content type → 415;
-malformed → 400 INVALID_JSON; missing field / wrong type → 422; rule failure → 400.
+body over 5 MiB → 413 PAYLOAD_TOO_LARGE (read no further); required body + empty → 400
+INVALID_JSON (`empty_body`); JSON body with a non-JSON content type → 415; malformed, NaN,
+out-of-range numbers, nesting > 128 → 400 INVALID_JSON (`invalid_json`); a string anywhere in the
+body that PostgreSQL cannot store (NUL, lone surrogate) → 400 VALIDATION_ERROR (`invalid_string`);
+missing field / wrong type → 422; rule failure → 400.
 """
 
 from __future__ import annotations
@@ -12,8 +15,15 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from spooled_backend.core.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
-from spooled_backend.core.jsonvalue import loads_strict
+from spooled_backend.core.errors import (
+    InvalidJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from spooled_backend.core.jsonvalue import check_storable, loads_strict
+
+MAX_BODY_BYTES = 5 * 1024 * 1024  # CONTRACT §3.2: the 5 MiB body cap
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,6 +41,13 @@ SHAPE_ERRORS = {
     "float_parsing": "invalid_type",
     "bool_type": "invalid_type",
     "bool_parsing": "invalid_type",
+    "datetime_type": "invalid_type",
+    "date_type": "invalid_type",
+    "uuid_type": "invalid_type",
+    "url_type": "invalid_type",
+    "tuple_type": "invalid_type",
+    "set_type": "invalid_type",
+    "bytes_type": "invalid_type",
 }
 
 
@@ -61,12 +78,34 @@ def parse_model(model: type[M], data: Any) -> M:
         raise validation_error(exc) from None
 
 
-async def read_json(request: Request, *, optional: bool = False) -> Any:
-    """Read and strictly parse the body. Returns None for an empty optional body."""
-    raw = await request.body()
+def _too_large(size: int | None = None) -> PayloadTooLarge:
+    extra: dict[str, Any] = {"limit": MAX_BODY_BYTES}
+    if size is not None:
+        extra["current"] = size
+    return PayloadTooLarge(f"Request body exceeds the limit of {MAX_BODY_BYTES} bytes", extra=extra)
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The raw body, refusing (413) anything over MAX_BODY_BYTES without buffering all of it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read(request: Request, *, optional: bool) -> tuple[bool, Any]:
+    """(present, value): present is False only for an empty optional body."""
+    raw = await _read_capped(request)
     if not raw.strip():
         if optional:
-            return None
+            return False, None
         raise InvalidJson(
             "Request body is empty",
             details=[{"field": "body", "message": "empty body", "code": "empty_body"}],
@@ -75,15 +114,23 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
     media = content_type.split(";")[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaType()
-    return loads_strict(raw)
+    value = loads_strict(raw)
+    check_storable(value, "")
+    return True, value
+
+
+async def read_json(request: Request, *, optional: bool = False) -> Any:
+    """Read and strictly parse the body (rules in the module docstring).
+    Returns None for an empty optional body."""
+    return (await _read(request, optional=optional))[1]
 
 
 async def parse_body(request: Request, model: type[M]) -> M:
     """Required JSON object body validated against `model`."""
-    return parse_model(model, await read_json(request))
+    return parse_model(model, (await _read(request, optional=False))[1])
 
 
 async def parse_optional_body(request: Request, model: type[M]) -> M:
-    """Optional body (CONTRACT §1: empty → defaults)."""
-    data = await read_json(request, optional=True)
-    return parse_model(model, {} if data is None else data)
+    """Optional body (CONTRACT §1: empty → defaults); a present body must be an object."""
+    present, data = await _read(request, optional=True)
+    return parse_model(model, data if present else {})

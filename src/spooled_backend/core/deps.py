@@ -1,4 +1,15 @@
-"""FastAPI dependencies: app state, a pooled connection, the authenticated caller."""
+"""FastAPI dependencies: app state, the request's connection (one transaction), the caller.
+
+`Conn` is one pooled connection holding one transaction for the whole request, committed when
+the route returns (before the response is sent: `scope="function"`) and rolled back when it
+raises, so an error response never leaves partial writes behind. Until `Auth` identifies the
+organization the transaction runs as the login role (the RLS bypass path: public and admin
+routes); `Auth` then binds it to the tenant (core/tenancy.py): `SET LOCAL ROLE spooled_tenant`
+and `app.current_org_id`, so row-level security backs up every query's organization filter.
+
+Services that catch a database error must do so inside `async with conn.transaction()` (a
+savepoint): an error outside one aborts the whole request transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +17,21 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import asyncpg
+import structlog
 from fastapi import Depends, Request
 
+from spooled_backend.auth import tokens
 from spooled_backend.auth.service import authenticate_api_key
+from spooled_backend.auth.sessions import authenticate_access_token
+from spooled_backend.core import tenancy
 from spooled_backend.core.context import AuthContext
-from spooled_backend.core.errors import Unauthorized
+from spooled_backend.core.errors import InternalError, Unauthorized
 from spooled_backend.core.state import AppState
+from spooled_backend.ratelimit.tenant import enforce_tenant
+
+log = structlog.get_logger(__name__)
+
+MAX_BEARER_CHARS = tokens.MAX_TOKEN_CHARS
 
 
 def get_state(request: Request) -> AppState:
@@ -23,35 +43,88 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 async def get_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """One pooled connection for the whole request (auth + work share it)."""
+    """One pooled connection and one transaction for the whole request (see module docstring).
+
+    Side effects registered with `tenancy.after_commit` (event publishing) run after the commit
+    and are dropped on rollback.
+    """
     state = get_state(request)
     async with state.pool.acquire() as conn:
-        yield conn
+        forget = getattr(conn, "forget_commit_status", None)
+        if forget is not None:
+            forget()
+        transaction = conn.transaction()
+        await transaction.start()
+        pending = tenancy.open_after_commit()
+        committed = False
+        try:
+            yield conn
+        except BaseException:
+            if not conn.is_closed():
+                try:
+                    await transaction.rollback()
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    pass  # the pool resets or discards the connection on release
+            raise
+        else:
+            await transaction.commit()
+            if getattr(conn, "last_commit_status", None) == "ROLLBACK":
+                log.error("request transaction was aborted by a swallowed database error",
+                          path=request.url.path)
+                raise InternalError("The request's transaction was aborted by an earlier error")
+            committed = True
+        finally:
+            tenancy.close_after_commit(pending, committed)
 
 
-Conn = Annotated[asyncpg.Connection, Depends(get_conn)]
+Conn = Annotated[asyncpg.Connection, Depends(get_conn, scope="function")]
 
 
 def bearer_token(request: Request) -> str:
-    """The `Authorization: Bearer <value>` credential (CONTRACT §2); 401 when absent."""
+    """The `Authorization: Bearer <value>` credential (CONTRACT §2); 401 when absent.
+
+    Oversized and non-ASCII values are refused here, before any database or crypto work.
+    """
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("Missing Authorization header")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
-    return value.strip()
+    if len(value) > MAX_BEARER_CHARS or not value.isascii():
+        raise Unauthorized("Invalid credentials")
+    return value
+
+
+async def authenticate(state: AppState, conn: asyncpg.Connection, credential: str) -> AuthContext:
+    """API key or access JWT (CONTRACT §4.1/§4.2: a value starting with `eyJ` is a JWT).
+
+    Also usable by routes with their own credential sources (realtime `?token=`). Raises
+    Unauthorized.
+    """
+    if tokens.looks_like_jwt(credential):
+        return await authenticate_access_token(
+            conn, state.settings.effective_jwt_secret, state.revocations, credential
+        )
+    return await authenticate_api_key(conn, credential, state.key_cache)
+
+
+async def admit(state: AppState, conn: asyncpg.Connection, request: Request, auth: AuthContext) -> None:
+    """After authentication: bind the transaction to the tenant (RLS) and count the request
+    against the organization / API-key limits (429 before the route runs)."""
+    await tenancy.bind_tenant(conn, auth.organization_id, state.tenant_role)
+    if state.rate_limiter is not None:
+        decision = await enforce_tenant(state.rate_limiter, state.settings, auth)
+        if decision is not None:
+            request.state.rate_limit = decision
 
 
 async def require_auth(request: Request, conn: Conn) -> AuthContext:
-    """Authenticate the caller's API key (CONTRACT §4.1). JWTs are handled by the auth module."""
-    token = bearer_token(request)
+    """The authenticated caller of a protected route (API key or access JWT)."""
     state = get_state(request)
-    jwt_auth = getattr(request.app.state, "jwt_authenticator", None)
-    if token.startswith("eyJ") and jwt_auth is not None:
-        auth: AuthContext = await jwt_auth(request, conn, token)
-    else:
-        auth = await authenticate_api_key(conn, token, state.key_cache)
+    auth = await authenticate(state, conn, bearer_token(request))
+    await admit(state, conn, request, auth)
     request.state.auth = auth
     return auth
 

@@ -22,10 +22,14 @@ class Page:
         return self.limit + 1
 
 
+MAX_OFFSET = 2**31 - 1
+
+
 def clamp_page(limit: int | None, offset: int | None, *, default: int, maximum: int) -> Page:
-    """Clamp `limit` into 1..maximum (default when absent); negative offset → 400."""
-    if offset is not None and offset < 0:
-        raise ValidationFailed("offset", "must be >= 0", "range")
+    """Clamp `limit` into 1..maximum (default when absent; any integer is accepted, CONTRACT §5).
+    `offset` must be 0..MAX_OFFSET: negative or larger → 400 VALIDATION_ERROR (code `range`)."""
+    if offset is not None and not 0 <= offset <= MAX_OFFSET:
+        raise ValidationFailed("offset", f"must be between 0 and {MAX_OFFSET}", "range")
     lim = default if limit is None else max(1, min(limit, maximum))
     return Page(limit=lim, offset=offset or 0)
 

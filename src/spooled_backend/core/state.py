@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 import asyncpg
 from redis.asyncio import Redis
 
+from spooled_backend.auth.revocation import RevocationStore
 from spooled_backend.auth.service import VerifiedKeyCache
 from spooled_backend.config import Settings
+from spooled_backend.ratelimit.limiter import RateLimiter
 from spooled_backend.realtime.bus import EventBus
 
 
@@ -22,3 +24,8 @@ class AppState:
     key_cache: VerifiedKeyCache = field(default_factory=VerifiedKeyCache)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     version: str = "0.1.0"
+    # Authentication and hardening (set in the lifespan): JWT revocation store (Redis), the
+    # rate limiter, and the RLS tenant role the login role may assume (None: app-level only).
+    revocations: RevocationStore = field(default_factory=lambda: RevocationStore(None))
+    rate_limiter: RateLimiter | None = None
+    tenant_role: str | None = None

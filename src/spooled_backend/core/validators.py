@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Strict
+from pydantic import AfterValidator, AwareDatetime, Strict
 
 from spooled_backend.core.errors import NotFound, ValidationFailed
 
@@ -55,3 +58,66 @@ def require_text(value: Any, field: str, max_len: int, min_len: int = 1) -> str:
     if not isinstance(value, str) or not min_len <= len(value) <= max_len:
         raise ValidationFailed(field, f"must be {min_len}-{max_len} characters", "length")
     return value
+
+
+def to_utc(value: datetime) -> datetime:
+    """An aware datetime converted to UTC; ValueError when that leaves years 1..9999
+    (e.g. `0001-01-01T00:00:00+14:00`), which asyncpg could not encode."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is out of range") from None
+
+
+# Request timestamps: RFC 3339 with an offset (naive values are refused on purpose), in UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+
+_BLOCKED_HOST_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
+_BLOCKED_HOSTS = frozenset({"localhost", "metadata", "localdomain"})
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+
+
+def _ip_problem(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if not addr.is_global or addr.is_multicast:
+        return "must not point to a private, loopback, link-local or reserved address"
+    return None
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why `url` may not receive webhooks (None when acceptable). CONTRACT §7.6/§10.4: https,
+    a host, and no private/loopback/link-local/metadata targets. IP literals are checked here,
+    including integer/hex/short forms (`2130706433`, `0x7f.1`) that resolvers accept; names are
+    checked against local suffixes. The sender must still re-check resolved addresses."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a malformed port
+    except ValueError:
+        return "must be a valid URL"
+    if parts.scheme.lower() != "https":
+        return "must be an https:// URL"
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        return "must include a host"
+    try:
+        return _ip_problem(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if all(_NUMERIC_LABEL.match(label) for label in labels):
+        return "must not use a numeric host that is not a plain public IP address"
+    if host in _BLOCKED_HOSTS or host.endswith(_BLOCKED_HOST_SUFFIXES):
+        return "must not point to a local or internal host"
+    if any(ch.isspace() for ch in url):
+        return "must be a valid URL"
+    return None
+
+
+def _check_webhook_url(value: str) -> str:
+    if (problem := webhook_url_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+WebhookUrl = Annotated[str, AfterValidator(_check_webhook_url)]

@@ -41,6 +41,10 @@ def open_database(settings: Settings) -> Database:
         return Database(settings.database_url, settings.database_direct_url or settings.database_url)
     embedded = EmbeddedPostgres(settings.spooled_data_dir / "postgres")
     embedded.start()
-    asyncio.run(ensure_database(embedded.dsn("postgres"), EMBEDDED_DATABASE))
+    try:
+        asyncio.run(ensure_database(embedded.dsn("postgres"), EMBEDDED_DATABASE))
+    except BaseException:  # incl. SystemExit from a SIGTERM handler: never leave it running
+        embedded.stop()
+        raise
     url = embedded.dsn(EMBEDDED_DATABASE)
     return Database(url, url, embedded)

@@ -9,6 +9,7 @@ import asyncpg
 
 from spooled_backend.config import Settings
 from spooled_backend.core.jsonvalue import dumps
+from spooled_backend.core.tenancy import TrackingConnection
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -34,6 +35,7 @@ async def create_pool(dsn: str, settings: Settings, **overrides: Any) -> asyncpg
         "command_timeout": 60,
         "server_settings": {"application_name": "spooled-backend"},
     }
+    options["connection_class"] = TrackingConnection  # COMMIT outcome check (core/tenancy.py)
     if not settings.database_statement_cache:
         options["statement_cache_size"] = 0
     options.update(overrides)

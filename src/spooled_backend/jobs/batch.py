@@ -18,6 +18,7 @@ from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.schemas import BulkCreate, BulkItem
 from spooled_backend.jobs.service import check_payload, queue_defaults
 from spooled_backend.observability import metrics
+from spooled_backend.organizations import quotas
 
 
 async def bulk_create(
@@ -31,6 +32,7 @@ async def bulk_create(
 
     Duplicate idempotency keys inside the batch collapse to the first item (§8.5); every
     item is still reported, later duplicates with the first's id and `created: false`.
+    Raises QuotaExceeded (429) for the whole batch when the valid items do not fit the plan.
     """
     auth.require_queue(body.queue_name)
     retries, timeout = await queue_defaults(conn, settings, auth.organization_id, body.queue_name)
@@ -64,18 +66,26 @@ async def bulk_create(
     results: dict[int, dict[str, Any]] = {}
     if accepted:
         new_ids = [str(uuid.uuid4()) for _ in accepted]
-        rows = await conn.fetch(
-            q.INSERT_JOBS_BULK,
-            auth.organization_id,
-            body.queue_name,
-            [item.payload for _, item in accepted],
-            [body.default_priority if item.priority is None else item.priority for _, item in accepted],
-            retries,
-            timeout,
-            [item.scheduled_at for _, item in accepted],
-            [item.idempotency_key for _, item in accepted],
-            new_ids,
-        )
+        # Quota for the whole batch up front, all-or-nothing (CONTRACT §7.6, §12.2); items that
+        # turn out to be idempotent duplicates are refunded in the same transaction.
+        async with conn.transaction():
+            reservation = await quotas.reserve_jobs(
+                conn, settings, auth, [body.queue_name], len(accepted)
+            )
+            rows = await conn.fetch(
+                q.INSERT_JOBS_BULK,
+                auth.organization_id,
+                body.queue_name,
+                [item.payload for _, item in accepted],
+                [body.default_priority if item.priority is None else item.priority
+                 for _, item in accepted],
+                retries,
+                timeout,
+                [item.scheduled_at for _, item in accepted],
+                [item.idempotency_key for _, item in accepted],
+                new_ids,
+            )
+            await reservation.refund(conn, sum(1 for r in rows if not r["created"]))
         # RETURNING has no guaranteed order: match keyed items by key, the others by their id.
         by_key = {r["idempotency_key"]: r for r in rows if r["idempotency_key"] is not None}
         by_id = {r["id"]: r for r in rows}

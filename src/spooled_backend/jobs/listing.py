@@ -27,6 +27,10 @@ class JobFilter:
     order_dir: str = "DESC"
 
 
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _where(auth: AuthContext, f: JobFilter) -> tuple[str, list[Any]]:
     """WHERE clause over bound parameters only; column names come from the whitelist."""
     params: list[Any] = [auth.organization_id]
@@ -47,10 +51,13 @@ def _where(auth: AuthContext, f: JobFilter) -> tuple[str, list[Any]]:
     if f.job_type is not None:
         clauses.append(f"payload ->> 'job_type' = {bind(f.job_type)}")
     if f.search:
-        term = bind(f.search.lower())
-        like = bind("%" + f.search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        # `q`: id prefix, or substring of queue_name / payload.job_type, case-insensitive;
+        # LIKE wildcards in the search text are escaped (backslash is the default escape).
+        escaped = _like_escape(f.search.lower())
+        prefix = bind(escaped + "%")
+        like = bind("%" + escaped + "%")
         clauses.append(
-            f"(id LIKE {term} || '%' OR lower(queue_name) LIKE {like}"
+            f"(id LIKE {prefix} OR lower(queue_name) LIKE {like}"
             f" OR lower(payload ->> 'job_type') LIKE {like})"
         )
     if f.created_after is not None:

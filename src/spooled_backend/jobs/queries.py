@@ -5,9 +5,14 @@ The claim is a single statement: `FOR UPDATE SKIP LOCKED` picks rows along `jobs
 AND dependencies_met, and the UPDATE … RETURNING hands them out with a fresh `lease_id`.
 Acknowledgements (complete/fail/heartbeat) lock the row, apply the fenced update, write history,
 and return the row's prior state so the caller can tell 404 from 409 without a second query.
+Complete and fail keep the last `lease_id` on the row (only `lease_expires_at` is cleared), so a
+late acknowledgement from a worker whose lease was taken over is told LEASE_EXPIRED rather than
+"already completed"; the API shows `lease_id` only while a job is processing.
 """
 
 from __future__ import annotations
+
+from spooled_backend.queues import ratelimit
 
 JOB_COLUMNS = """
     id, organization_id, queue_name, status, payload, result, retry_count, max_retries,
@@ -31,7 +36,7 @@ PARENT_JOB = "SELECT queue_name, status FROM jobs WHERE id = $1 AND organization
 
 # $1 org, $2 queue, $3 payload, $4 priority, $5 max_retries, $6 timeout, $7 scheduled_at,
 # $8 expires_at, $9 idempotency_key, $10 tags, $11 parent, $12 webhook, $13 webhook secret,
-# $14 dependencies_met
+# $14 dependencies_met. A JSON null payload arrives as SQL NULL and is stored as jsonb 'null'.
 INSERT_JOB = """
 WITH ins AS (
     INSERT INTO jobs (organization_id, queue_name, status, payload, priority, max_retries,
@@ -39,7 +44,7 @@ WITH ins AS (
                       parent_job_id, completion_webhook, completion_webhook_secret,
                       dependencies_met)
     VALUES ($1, $2, CASE WHEN $7::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
-            $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            COALESCE($3::jsonb, 'null'::jsonb), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL
     DO UPDATE SET updated_at = now()
     RETURNING id, status, priority, (xmax = 0) AS created
@@ -58,7 +63,9 @@ VALUES ($1, $2, $3, 'all') ON CONFLICT DO NOTHING
 
 # Bulk: arrays of equal length; $1 org, $2 queue, $3 payloads jsonb[], $4 priorities int[],
 # $5 max_retries, $6 timeout, $7 scheduled_at timestamptz[], $8 idempotency keys text[],
-# $9 new job ids text[] (chosen by the caller so each item can be matched to its row)
+# $9 new job ids text[] (chosen by the caller so each item can be matched to its row).
+# Rows are inserted in idempotency-key order so concurrent batches with overlapping keys take
+# their unique-index locks in the same order (no deadlock).
 INSERT_JOBS_BULK = """
 WITH items AS (
     SELECT * FROM unnest($3::jsonb[], $4::int[], $7::timestamptz[], $8::text[], $9::text[])
@@ -67,8 +74,8 @@ WITH items AS (
     INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries,
                       timeout_seconds, scheduled_at, idempotency_key)
     SELECT new_id, $1, $2, CASE WHEN scheduled_at > now() THEN 'scheduled' ELSE 'pending' END,
-           payload, priority, $5, $6, scheduled_at, idempotency_key
-    FROM items ORDER BY ord
+           COALESCE(payload, 'null'::jsonb), priority, $5, $6, scheduled_at, idempotency_key
+    FROM items ORDER BY idempotency_key NULLS LAST, ord
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL
     DO UPDATE SET updated_at = now()
     RETURNING id, idempotency_key, status, priority, (xmax = 0) AS created
@@ -83,8 +90,10 @@ SELECT id, idempotency_key, status, priority, created FROM ins
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND organization_id = $2"
 
 # $1 org, $2 queue, $3 limit, $4 worker_id, $5 lease seconds
-CLAIM_JOBS = """
-WITH picked AS (
+# Rate-limited queues (queue_config.rate_limit, jobs/second) cap the LIMIT by their token bucket
+# and spend one token per job handed out; see queues/ratelimit.py. Other queues take no lock.
+CLAIM_JOBS = f"""
+WITH {ratelimit.BUCKET_CTES}, picked AS (
     SELECT id FROM jobs
     WHERE organization_id = $1 AND queue_name = $2
       AND status IN ('pending', 'scheduled') AND dependencies_met
@@ -93,18 +102,18 @@ WITH picked AS (
       AND NOT EXISTS (SELECT 1 FROM queue_config q
                       WHERE q.organization_id = $1 AND q.queue_name = $2 AND NOT q.enabled)
     ORDER BY priority DESC, created_at ASC
-    LIMIT $3
+    LIMIT {ratelimit.ALLOWANCE}
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE jobs j SET status = 'processing', lease_id = gen_random_uuid()::text,
         assigned_worker_id = $4, lease_expires_at = now() + make_interval(secs => $5),
         started_at = COALESCE(j.started_at, now()), updated_at = now()
-    FROM picked WHERE j.id = picked.id
+    WHERE j.id = ANY (ARRAY(SELECT id FROM picked))  -- pkey lookups whatever the LIMIT estimate
     RETURNING j.id, j.queue_name, j.payload, j.retry_count, j.max_retries, j.timeout_seconds,
               j.lease_expires_at, j.lease_id, j.priority, j.created_at, j.organization_id,
               j.status, j.result, j.last_error, j.scheduled_at, j.started_at, j.completed_at,
               j.assigned_worker_id, j.idempotency_key
-), hist AS (
+), {ratelimit.SPEND_CTE}, hist AS (
     INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
     SELECT $1, id, 'claimed', $4, jsonb_build_object('lease_id', lease_id, 'attempt', retry_count + 1)
     FROM claimed
@@ -119,19 +128,24 @@ _FENCE = """
     AND p.lease_id = $4 AND p.lease_expires_at > now()
 """
 
-_PRIOR = """
+def _prior(scope_param: int) -> str:
+    """The locked row before the ack; `$scope_param` is the key's queue scope (NULL = all), so a
+    job outside the scope is simply not found (CONTRACT §3.2) and nothing is written."""
+    return f"""
 prior AS (
     SELECT id, status, assigned_worker_id, lease_id, lease_expires_at, queue_name, started_at,
            retry_count, max_retries, payload, workflow_id
-    FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE
+    FROM jobs WHERE id = $1 AND organization_id = $2
+      AND (${scope_param}::text[] IS NULL OR queue_name = ANY(${scope_param}::text[]))
+    FOR UPDATE
 )
 """
 
-# $5 result
+# $5 result, $6 queue scope
 COMPLETE_JOB = f"""
-WITH {_PRIOR}, done AS (
+WITH {_prior(6)}, done AS (
     UPDATE jobs j SET status = 'completed', result = $5, completed_at = now(),
-        lease_id = NULL, lease_expires_at = NULL, updated_at = now()
+        lease_expires_at = NULL, updated_at = now()
     FROM prior p WHERE {_FENCE}
     RETURNING j.id, j.completed_at
 ), hist AS (
@@ -144,9 +158,10 @@ WITH {_PRIOR}, done AS (
 SELECT p.*, (SELECT completed_at FROM done) AS acked_at FROM prior p
 """
 
-# $5 error, $6 allow_retry (bool). Retry delay: min(2^min(retry_count, 6), 60) s (CONTRACT §8.3).
+# $5 error, $6 allow_retry (bool), $7 queue scope.
+# Retry delay: min(2^min(retry_count, 6), 60) s (CONTRACT §8.3).
 FAIL_JOB = f"""
-WITH {_PRIOR}, done AS (
+WITH {_prior(7)}, done AS (
     UPDATE jobs j SET
         status = CASE WHEN $6 AND p.retry_count < p.max_retries THEN 'pending' ELSE 'deadletter' END,
         retry_count = CASE WHEN $6 AND p.retry_count < p.max_retries
@@ -155,7 +170,7 @@ WITH {_PRIOR}, done AS (
             THEN now() + make_interval(secs => LEAST(power(2, LEAST(p.retry_count, 6)), 60))
             ELSE j.scheduled_at END,
         completed_at = CASE WHEN $6 AND p.retry_count < p.max_retries THEN NULL ELSE now() END,
-        last_error = $5, lease_id = NULL, lease_expires_at = NULL, updated_at = now()
+        last_error = $5, lease_expires_at = NULL, updated_at = now()
     FROM prior p WHERE {_FENCE}
     RETURNING j.id, j.status, j.retry_count, j.scheduled_at, j.updated_at
 ), dlq AS (
@@ -179,9 +194,9 @@ SELECT p.*, d.status AS new_status, d.retry_count AS new_retry_count,
 FROM prior p LEFT JOIN done d ON d.id = p.id
 """
 
-# $5 lease seconds
+# $5 lease seconds, $6 queue scope
 HEARTBEAT_JOB = f"""
-WITH {_PRIOR}, done AS (
+WITH {_prior(6)}, done AS (
     UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $5), updated_at = now()
     FROM prior p WHERE {_FENCE}
     RETURNING j.id, j.lease_expires_at
@@ -189,9 +204,12 @@ WITH {_PRIOR}, done AS (
 SELECT p.*, (SELECT lease_expires_at FROM done) AS acked_at FROM prior p
 """
 
+# $1 id, $2 org, $3 queue scope (NULL = all): an out-of-scope job is not found and not touched.
 CANCEL_JOB = """
 WITH prior AS (
-    SELECT id, status, queue_name FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE
+    SELECT id, status, queue_name FROM jobs
+    WHERE id = $1 AND organization_id = $2 AND ($3::text[] IS NULL OR queue_name = ANY($3))
+    FOR UPDATE
 ), done AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = now(), updated_at = now()
     FROM prior p WHERE j.id = p.id AND p.status IN ('pending', 'scheduled')
@@ -280,7 +298,8 @@ WITH picked AS (
 SELECT id, queue_name FROM done ORDER BY created_at
 """
 
-# DLQ purge: $1 org, $2 queue (nullable), $3 older_than (nullable), $4 limit, $5 scope (nullable)
+# DLQ purge: $1 org, $2 queue (nullable), $3 older_than (nullable), $4 limit, $5 scope (nullable).
+# Also drops orphan audit rows (their job is gone, e.g. by retention) in the same queue filter.
 PURGE_DLQ = """
 WITH picked AS (
     SELECT id FROM jobs
@@ -293,7 +312,12 @@ WITH picked AS (
 ), gone AS (
     DELETE FROM jobs WHERE id IN (SELECT id FROM picked) RETURNING id
 ), audit AS (
-    DELETE FROM dead_letter_queue WHERE organization_id = $1 AND job_id IN (SELECT id FROM gone)
+    DELETE FROM dead_letter_queue a
+    WHERE a.organization_id = $1
+      AND (a.job_id IN (SELECT id FROM gone)
+           OR (($2::text IS NULL OR a.queue_name = $2)
+               AND ($5::text[] IS NULL OR a.queue_name = ANY($5))
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = a.job_id)))
 )
 SELECT count(*)::bigint FROM gone
 """

@@ -9,14 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from spooled_backend.core.body import parse_body, parse_optional_body, validation_error
 from spooled_backend.core.deps import Auth, Conn, State
-from spooled_backend.core.errors import BadRequest, ValidationFailed
+from spooled_backend.core.errors import BadRequest, NotFound, ValidationFailed
+from spooled_backend.core.jsonvalue import check_storable
 from spooled_backend.core.pagination import clamp_page, has_more_header
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
-from spooled_backend.core.validators import TAG_RE, parse_uuid_id, valid_queue_name
+from spooled_backend.core.validators import UtcDatetime, parse_uuid_id, valid_queue_name
 from spooled_backend.jobs import batch, listing, service
 from spooled_backend.jobs.rules import parse_order, parse_statuses
 from spooled_backend.jobs.schemas import (
@@ -33,7 +34,8 @@ from spooled_backend.jobs.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
-_aware = TypeAdapter(AwareDatetime)
+TAG_MAX = 1024
+_aware: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
 
 
 def _query_time(value: str | None, field: str) -> datetime | None:
@@ -60,9 +62,15 @@ def _filter(
 ) -> listing.JobFilter:
     if queue_name is not None:
         valid_queue_name(queue_name)
-    if tag is not None and not TAG_RE.match(tag):
-        raise ValidationFailed("tag", "must be 1-64 characters of [A-Za-z0-9._-]", "tag")
+    # Any tag a job can carry can be filtered on (tags are free JSON): 1..1024 characters, the
+    # SDK's own bound; the value is bound as a parameter of `tags ? $n`. Empty = no filter.
+    tag = tag or None
+    if tag is not None and len(tag) > TAG_MAX:
+        raise ValidationFailed("tag", f"must be at most {TAG_MAX} characters", "length")
     column, direction = parse_order(order_by, order_dir)
+    check_storable(tag, "tag")
+    check_storable(q, "q")
+    check_storable(job_type, "job_type")
     return listing.JobFilter(
         queue_name=queue_name,
         statuses=parse_statuses(status),
@@ -137,7 +145,7 @@ async def batch_status(conn: Conn, auth: Auth, ids: str = "") -> JSONBody:
     for raw in wanted:
         try:
             valid.append(parse_uuid_id(raw))
-        except Exception:  # noqa: BLE001 - a malformed id simply cannot exist
+        except NotFound:  # a malformed id simply cannot exist
             continue
     return json_response(await service.batch_status(conn, auth, valid))
 

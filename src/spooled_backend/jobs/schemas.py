@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from spooled_backend.core.validators import QueueName, StrictBool, StrictInt
+from spooled_backend.core.validators import (
+    QueueName,
+    StrictBool,
+    StrictInt,
+    UtcDatetime,
+    WebhookUrl,
+)
 
 Priority = Annotated[StrictInt, Field(ge=-100, le=100)]
 MaxRetries = Annotated[StrictInt, Field(ge=0, le=100)]
@@ -25,25 +31,20 @@ class CreateJob(_Body):
     priority: Priority = 0
     max_retries: MaxRetries | None = None
     timeout_seconds: Timeout | None = None
-    scheduled_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    scheduled_at: UtcDatetime | None = None
+    expires_at: UtcDatetime | None = None
     idempotency_key: IdempotencyKey | None = None
     tags: dict[str, Any] | list[Any] | None = None
     parent_job_id: str | None = None
-    completion_webhook: Annotated[str, Field(max_length=2048)] | None = None
+    completion_webhook: Annotated[WebhookUrl, Field(max_length=2048)] | None = None
     completion_webhook_secret: Annotated[str, Field(max_length=255)] | None = None
-
-    @field_validator("payload")
-    @classmethod
-    def _payload_present(cls, value: Any) -> Any:
-        return value
 
 
 class BulkItem(_Body):
     payload: Any
     priority: Priority | None = None
     idempotency_key: IdempotencyKey | None = None
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: UtcDatetime | None = None
 
 
 class BulkCreate(_Body):
@@ -91,7 +92,7 @@ class RetryDlq(_Body):
 class PurgeDlq(_Body):
     confirm: StrictBool
     queue_name: QueueName | None = None
-    older_than: AwareDatetime | None = None
+    older_than: UtcDatetime | None = None
     limit: Annotated[StrictInt, Field(ge=1, le=10000)] = 10000
 
 

@@ -20,12 +20,14 @@ from spooled_backend.core.errors import (
     LeaseExpired,
     NotFound,
     PayloadTooLarge,
+    QuotaExceeded,
 )
 from spooled_backend.core.events import Events
 from spooled_backend.core.jsonvalue import check_storable, json_size
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.rules import retry_delay_secs
 from spooled_backend.observability import metrics
+from spooled_backend.organizations import quota_queries, quotas
 from spooled_backend.organizations.plans import limits_for, upgrade_tier
 
 TERMINAL = ("completed", "failed", "deadletter", "cancelled")
@@ -82,7 +84,9 @@ async def create_job(
 ) -> tuple[str, bool]:
     """Insert one job; returns (job_id, created). An idempotency hit returns (existing id, False).
 
-    Raises AccessDenied (queue scope), BadRequest (parent job), PayloadTooLarge, ValidationFailed.
+    Raises AccessDenied (queue scope), BadRequest (parent job), PayloadTooLarge, ValidationFailed,
+    QuotaExceeded (429: `jobs_per_day`, `active_jobs`, or `queues` for a new queue name) and
+    FeatureDisabled (403, a cap of 0) — see organizations/quotas.py.
     """
     auth.require_queue(job.queue_name)
     check_payload(auth, settings, job.payload)
@@ -99,26 +103,44 @@ async def create_job(
         if parent is None or parent["queue_name"] != job.queue_name:
             raise BadRequest("parent_job_id must reference a job in the same organization and queue")
         dependencies_met = parent["status"] == "completed"
-    row = await conn.fetchrow(
-        q.INSERT_JOB,
-        auth.organization_id,
-        job.queue_name,
-        job.payload,
-        job.priority,
-        default_retries if job.max_retries is None else job.max_retries,
-        default_timeout if job.timeout_seconds is None else job.timeout_seconds,
-        job.scheduled_at,
-        job.expires_at,
-        job.idempotency_key,
-        job.tags,
-        job.parent_job_id,
-        job.completion_webhook,
-        job.completion_webhook_secret,
-        dependencies_met,
-    )
+    try:
+        # Plan quotas (CONTRACT §12.2): new-queue cap, active-jobs pre-check and the daily
+        # reservation share the insert's transaction; a duplicate gives its reservation back.
+        async with conn.transaction():
+            reservation = await quotas.reserve_jobs(conn, settings, auth, [job.queue_name], 1)
+            row = await conn.fetchrow(
+                q.INSERT_JOB,
+                auth.organization_id,
+                job.queue_name,
+                job.payload,
+                job.priority,
+                default_retries if job.max_retries is None else job.max_retries,
+                default_timeout if job.timeout_seconds is None else job.timeout_seconds,
+                job.scheduled_at,
+                job.expires_at,
+                job.idempotency_key,
+                job.tags,
+                job.parent_job_id,
+                job.completion_webhook,
+                job.completion_webhook_secret,
+                dependencies_met,
+            )
+            if not row["created"]:
+                await reservation.refund(conn, 1)
+            elif job.parent_job_id is not None:
+                await conn.execute(
+                    q.INSERT_DEPENDENCY, auth.organization_id, row["id"], job.parent_job_id
+                )
+    except QuotaExceeded:
+        # A replay of an already-created job still answers with its id (§8.5, §3.4).
+        if job.idempotency_key is not None:
+            existing = await conn.fetchval(
+                quota_queries.FIND_IDEMPOTENT_JOB, auth.organization_id, job.idempotency_key
+            )
+            if existing is not None:
+                return existing, False
+        raise
     if row["created"]:
-        if job.parent_job_id is not None:
-            await conn.execute(q.INSERT_DEPENDENCY, auth.organization_id, row["id"], job.parent_job_id)
         metrics.JOBS_ENQUEUED.inc()
         events.job_created(auth.organization_id, row["id"], job.queue_name, job.priority, row["status"])
     return row["id"], row["created"]
@@ -129,7 +151,10 @@ async def get_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str) -> d
     row = await conn.fetchrow(q.GET_JOB, job_id, auth.organization_id)
     if row is None or not auth.can_access_queue(row["queue_name"]):
         raise NotFound("Job not found")
-    return dict(row)
+    job = dict(row)
+    if job["status"] != "processing":
+        job["lease_id"] = None  # kept in the row for fencing late acks, not part of the contract
+    return job
 
 
 async def claim_jobs(
@@ -141,7 +166,11 @@ async def claim_jobs(
     lease_secs: int,
     events: Events,
 ) -> list[dict[str, Any]]:
-    """Lease up to `limit` ready jobs (priority DESC, created_at ASC). Empty when paused/idle."""
+    """Lease up to `limit` ready jobs (priority DESC, created_at ASC). Empty when paused/idle.
+
+    A queue with `rate_limit` (jobs/second) hands out at most what its token bucket allows,
+    across all replicas; the bucket lives in the claim statement (queues/ratelimit.py).
+    """
     auth.require_queue(queue_name)
     rows = await conn.fetch(
         q.CLAIM_JOBS, auth.organization_id, queue_name, limit, worker_id, float(lease_secs)
@@ -159,6 +188,8 @@ def _ack_outcome(prior: asyncpg.Record | None, worker_id: str, lease_id: str) ->
     status = prior["status"]
     if status != "processing":
         if status in TERMINAL:
+            if prior["lease_id"] is not None and prior["lease_id"] != lease_id:
+                raise LeaseExpired("The provided lease_id does not match the job's last lease")
             raise Conflict(f"Job is already {status}")
         raise LeaseExpired("Lease expired: the job was released and is no longer processing")
     if prior["lease_id"] != lease_id:
@@ -179,7 +210,8 @@ async def complete_job(
 ) -> None:
     """processing → completed, fenced by worker and `lease_id`. Replays answer 409."""
     prior = await conn.fetchrow(
-        q.COMPLETE_JOB, job_id, auth.organization_id, worker_id, lease_id, result
+        q.COMPLETE_JOB, job_id, auth.organization_id, worker_id, lease_id, result,
+        auth.scope_filter,
     )
     if prior is None or prior["acked_at"] is None:
         _ack_outcome(prior, worker_id, lease_id)
@@ -209,7 +241,8 @@ async def fail_job(
 ) -> FailOutcome:
     """processing → pending (retry with backoff, §8.3) or deadletter; fenced like complete."""
     prior = await conn.fetchrow(
-        q.FAIL_JOB, job_id, auth.organization_id, worker_id, lease_id, error, allow_retry
+        q.FAIL_JOB, job_id, auth.organization_id, worker_id, lease_id, error, allow_retry,
+        auth.scope_filter,
     )
     if prior is None or prior["acked_at"] is None:
         _ack_outcome(prior, worker_id, lease_id)
@@ -239,7 +272,8 @@ async def heartbeat_job(
 ) -> datetime:
     """Extend the lease to now + `lease_secs` seconds; returns the new expiry."""
     prior = await conn.fetchrow(
-        q.HEARTBEAT_JOB, job_id, auth.organization_id, worker_id, lease_id, float(lease_secs)
+        q.HEARTBEAT_JOB, job_id, auth.organization_id, worker_id, lease_id, float(lease_secs),
+        auth.scope_filter,
     )
     if prior is None or prior["acked_at"] is None:
         _ack_outcome(prior, worker_id, lease_id)
@@ -250,8 +284,8 @@ async def heartbeat_job(
 
 async def cancel_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str, events: Events) -> None:
     """pending/scheduled → cancelled. 404 missing/out of scope, 409 other states."""
-    row = await conn.fetchrow(q.CANCEL_JOB, job_id, auth.organization_id)
-    if row is None or not auth.can_access_queue(row["queue_name"]):
+    row = await conn.fetchrow(q.CANCEL_JOB, job_id, auth.organization_id, auth.scope_filter)
+    if row is None:
         raise NotFound("Job not found")
     if not row["cancelled"]:
         raise Conflict(f"Job cannot be cancelled: it is {row['status']}")

@@ -104,8 +104,10 @@ def limits_for(
     base_tier = tier if tier in PLAN_LIMITS else "free"
     limits: dict[str, Any] = {"tier": base_tier, **PLAN_LIMITS[base_tier]}
     for key, value in (custom_limits or {}).items():
-        if key in limits and key not in ("tier", "display_name") and (
-            value is None or (isinstance(value, int) and not isinstance(value, bool))
+        if (
+            key in limits
+            and key not in ("tier", "display_name")
+            and (value is None or (isinstance(value, int) and not isinstance(value, bool)))
         ):
             limits[key] = value
     if not enabled:

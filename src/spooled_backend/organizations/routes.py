@@ -1,17 +1,25 @@
-"""REST routes for organizations (CONTRACT §6 #14–25, §7.3)."""
+"""REST routes for organizations (CONTRACT §6 #14–25, §7.3).
+
+Literal paths (`/organizations/usage`, `/check-slug`, `/generate-slug`, `/webhook-token…`) are
+registered before `/organizations/{org_id}` so they win.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from spooled_backend.auth.admin import admin_key_matches
 from spooled_backend.core.body import parse_body
 from spooled_backend.core.deps import Auth, Conn, State
-from spooled_backend.core.errors import AccessDenied
-from spooled_backend.core.responses import JSONBody, json_response
-from spooled_backend.organizations import queries as q
-from spooled_backend.organizations import service
-from spooled_backend.organizations.schemas import CreateOrganization
+from spooled_backend.core.errors import AccessDenied, ValidationFailed
+from spooled_backend.core.responses import JSONBody, empty_response, json_response
+from spooled_backend.organizations import lifecycle, quotas, service, slugs
+from spooled_backend.organizations.schemas import (
+    CreateOrganization,
+    GenerateSlug,
+    UpdateOrganization,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["organizations"])
 
@@ -38,6 +46,78 @@ async def create_organization(request: Request, state: State, conn: Conn) -> JSO
 @router.get("/organizations")
 async def list_organizations(conn: Conn, auth: Auth) -> JSONBody:
     """`[{id, name, slug, plan_tier, created_at}]`: only the caller's organization."""
-    org = await conn.fetchrow(q.GET_ORG, auth.organization_id)
-    summary = {k: org[k] for k in ("id", "name", "slug", "plan_tier", "created_at")}
-    return json_response([summary])
+    return json_response(await lifecycle.summaries(conn, auth))
+
+
+@router.get("/organizations/usage")
+async def get_usage(state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """UsageInfo (CONTRACT §12.3) of the caller's org. 403 for scoped keys."""
+    auth.require_unrestricted()
+    return json_response(await quotas.usage(conn, state.settings, auth))
+
+
+@router.get("/organizations/check-slug")
+async def check_slug(conn: Conn, slug: str | None = None) -> JSONBody:
+    """Public: `{available, valid, error?, suggestion?}`; 400 when `slug` is missing."""
+    if slug is None:
+        raise ValidationFailed("slug", "slug query parameter is required", "missing_field")
+    return json_response(await slugs.check_slug(conn, slug.strip()))
+
+
+@router.post("/organizations/generate-slug")
+async def generate_slug(request: Request, conn: Conn) -> JSONBody:
+    """Public: `{name}` (1–200 characters after trimming) → `{slug}`, free at the time of asking."""
+    body = await parse_body(request, GenerateSlug)
+    name = body.name.strip()
+    if not 1 <= len(name) <= 200:
+        raise ValidationFailed("name", "name must be 1-200 characters", "length")
+    return json_response({"slug": await slugs.generate_slug(conn, name)})
+
+
+@router.get("/organizations/webhook-token")
+async def get_webhook_token(state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """`{webhook_token, webhook_url}`. 403 for scoped keys."""
+    return json_response(await lifecycle.get_webhook_token(conn, state.settings, auth))
+
+
+@router.post("/organizations/webhook-token/regenerate")
+async def regenerate_webhook_token(state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """New `whk_…` token, persisted → `{webhook_token, webhook_url}`. 403 for scoped keys."""
+    return json_response(await lifecycle.regenerate_webhook_token(conn, state.settings, auth))
+
+
+@router.post("/organizations/webhook-token/clear")
+async def clear_webhook_token(auth: Auth) -> JSONBody:
+    """Always 400: the ingest token cannot be cleared, only rotated (CONTRACT §7.3, §19-21)."""
+    raise ValidationFailed(
+        "confirm",
+        "Clearing the webhook token is not allowed; rotate it with /webhook-token/regenerate",
+        "not_allowed",
+    )
+
+
+@router.get("/organizations/{org_id}")
+async def get_organization(org_id: str, conn: Conn, auth: Auth) -> JSONBody:
+    """Organization; 404 for any id but the caller's."""
+    return json_response(await lifecycle.get_organization(conn, auth, org_id))
+
+
+@router.put("/organizations/{org_id}")
+async def update_organization(org_id: str, request: Request, conn: Conn, auth: Auth) -> JSONBody:
+    """Update `name`, `billing_email`, `settings` → Organization. 403 scoped, 404, 409 email."""
+    auth.require_unrestricted()
+    body = await parse_body(request, UpdateOrganization)
+    return json_response(await lifecycle.update_organization(conn, auth, org_id, body))
+
+
+@router.delete("/organizations/{org_id}", status_code=204)
+async def delete_organization(org_id: str, conn: Conn, auth: Auth) -> Response:
+    """204 soft delete; 409 while active jobs/workers/schedules exist. 403 scoped, 404."""
+    await lifecycle.delete_organization(conn, auth, org_id)
+    return empty_response()
+
+
+@router.get("/organizations/{org_id}/members")
+async def list_members(org_id: str, conn: Conn, auth: Auth) -> JSONBody:
+    """`[{id, user_id, email, name, role, joined_at, invited_by}]`. 403 scoped, 404."""
+    return json_response(await lifecycle.list_members(conn, auth, org_id))

@@ -2,30 +2,56 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import secrets
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from spooled_backend.auth import keys
+from spooled_backend.api_keys.service import create_api_key
 from spooled_backend.config import Settings
 from spooled_backend.core.errors import AlreadyExists, ValidationFailed
+from spooled_backend.core.jsonvalue import check_storable
 from spooled_backend.organizations import queries as q
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 RESERVED_SLUGS = frozenset(
-    "admin api app auth dashboard docs help internal login logout metrics root settings signup "
-    "status support system test www".split()
+    [
+        "admin",
+        "api",
+        "app",
+        "auth",
+        "dashboard",
+        "docs",
+        "help",
+        "internal",
+        "login",
+        "logout",
+        "metrics",
+        "root",
+        "settings",
+        "signup",
+        "status",
+        "support",
+        "system",
+        "test",
+        "www",
+    ]
 )
 
 
 def new_webhook_token() -> str:
     """`whk_` + 32 URL-safe base64 characters (24 random bytes)."""
     return "whk_" + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("=")
+
+
+__all__ = [
+    "bootstrap_default_organization",
+    "create_api_key",
+    "create_organization",
+    "slug_problem",
+]
 
 
 def slug_problem(slug: str) -> str | None:
@@ -37,32 +63,6 @@ def slug_problem(slug: str) -> str | None:
     if slug in RESERVED_SLUGS:
         return "This slug is reserved"
     return None
-
-
-async def create_api_key(
-    conn: asyncpg.Connection,
-    settings: Settings,
-    org_id: str,
-    name: str,
-    queues: list[str],
-    rate_limit: int | None = None,
-    expires_at: datetime | None = None,
-) -> tuple[str, asyncpg.Record]:
-    """Mint a key (`sp_live_`/`sp_test_` by environment) → (raw key shown once, stored row)."""
-    raw = keys.generate_api_key(settings.api_key_prefix)
-    key_hash = await asyncio.to_thread(keys.hash_key, raw, settings.api_key_bcrypt_cost)
-    row = await conn.fetchrow(
-        q.INSERT_API_KEY,
-        org_id,
-        key_hash,
-        raw[:8],
-        keys.lookup_hash(raw),
-        name,
-        queues,
-        rate_limit,
-        expires_at,
-    )
-    return raw, row
 
 
 async def create_organization(
@@ -84,10 +84,12 @@ async def create_organization(
     name = name.strip()
     if not 3 <= len(name) <= 100:
         raise ValidationFailed("name", "name must be 3-100 characters", "length")
+    check_storable(name, "name")
     if problem := slug_problem(slug):
         raise ValidationFailed("slug", problem, "slug")
     org_settings = dict(settings_json or {})
-    org_settings.setdefault("webhook_token", new_webhook_token())
+    # The ingest token is server-owned: always generated here, rotated only by regenerate.
+    org_settings["webhook_token"] = new_webhook_token()
     async with conn.transaction():
         if await conn.fetchval(q.SLUG_TAKEN, slug):
             raise AlreadyExists("An organization with this slug already exists")
@@ -104,11 +106,18 @@ async def create_organization(
                 custom_limits,
             )
         except asyncpg.UniqueViolationError:
-            raise AlreadyExists("An organization with this slug or billing email already exists") from None
+            raise AlreadyExists(
+                "An organization with this slug or billing email already exists"
+            ) from None
         raw, key = await create_api_key(conn, settings, org["id"], "Initial Admin Key", ["*"])
     return {
         "organization": dict(org),
-        "api_key": {"id": key["id"], "key": raw, "name": key["name"], "created_at": key["created_at"]},
+        "api_key": {
+            "id": key["id"],
+            "key": raw,
+            "name": key["name"],
+            "created_at": key["created_at"],
+        },
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from spooled_backend.core.tenancy import after_commit
 from spooled_backend.observability import metrics
 
 log = structlog.get_logger(__name__)
@@ -35,9 +36,15 @@ class EventBus:
             return
         data["timestamp"] = _now()
         message = json.dumps({"type": kind, "data": data}, default=str)
-        task = asyncio.get_running_loop().create_task(self._send(f"org:{org_id}:events", message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        channel = f"org:{org_id}:events"
+
+        def start() -> None:
+            task = asyncio.get_running_loop().create_task(self._send(channel, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        # Inside a request, publish only once its transaction has committed (core/tenancy.py).
+        after_commit(start)
 
     async def _send(self, channel: str, message: str) -> None:
         assert self.redis is not None

@@ -13,6 +13,7 @@ import structlog
 
 from spooled_backend.core.state import AppState
 from spooled_backend.scheduler import recovery
+from spooled_backend.workers import liveness
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +71,9 @@ def default_loops(state: AppState) -> list[Loop]:
         Loop("expire_jobs", s.scheduler_activate_interval_secs,
              lambda c: recovery.expire_jobs(c, events)),
         Loop("metrics", s.scheduler_metrics_interval_secs, recovery.refresh_gauges),
+        # healthy → degraded → offline by missed heartbeats; offline workers' jobs recovered
+        Loop("worker_liveness", s.scheduler_worker_liveness_interval_secs,
+             lambda c: liveness.sweep_workers(c, s, events)),
     ]
 
 

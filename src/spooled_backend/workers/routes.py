@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from spooled_backend.core.body import parse_body
 from spooled_backend.core.deps import Auth, Conn, State
@@ -15,15 +16,19 @@ router = APIRouter(prefix="/api/v1", tags=["workers"])
 
 @router.get("/workers")
 async def list_workers(conn: Conn, auth: Auth) -> JSONBody:
-    """`[WorkerSummary]`, newest heartbeat first, at most 100."""
+    """`[WorkerSummary]` = `[{id, queue_name, hostname, status, current_jobs, max_concurrency,
+    last_heartbeat, jobs_processed, jobs_failed}]`, newest heartbeat first, at most 100."""
     return json_response(await service.list_workers(conn, auth))
 
 
 @router.post("/workers/register", status_code=201)
 async def register_worker(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
-    """201 `{id, queue_name, lease_duration_secs, heartbeat_interval_secs}`."""
+    """201 `{id, queue_name, lease_duration_secs, heartbeat_interval_secs}`; 403 scope,
+    409 id owned by another organization, 429 QUOTA_EXCEEDED (`workers`)."""
     body = await parse_body(request, RegisterWorker)
-    return json_response(await service.register_worker(conn, state.settings, auth, body), status=201)
+    return json_response(
+        await service.register_worker(conn, state.settings, auth, body), status=201
+    )
 
 
 @router.get("/workers/{worker_id}")
@@ -36,12 +41,14 @@ async def get_worker(worker_id: str, conn: Conn, auth: Auth) -> JSONBody:
 async def heartbeat_worker(worker_id: str, request: Request, conn: Conn, auth: Auth) -> JSONBody:
     """`{current_jobs, status?, metadata?}` → 200 `{}` (the SDK cannot parse an empty JSON body)."""
     body = await parse_body(request, WorkerHeartbeat)
-    await service.heartbeat_worker(conn, auth, worker_id, body.current_jobs, body.status, body.metadata)
+    await service.heartbeat_worker(
+        conn, auth, worker_id, body.current_jobs, body.status, body.metadata
+    )
     return json_response({})
 
 
 @router.post("/workers/{worker_id}/deregister", status_code=204)
-async def deregister_worker(worker_id: str, conn: Conn, auth: Auth):  # type: ignore[no-untyped-def]
-    """204; the worker goes offline and its expired leases are released."""
-    await service.deregister_worker(conn, auth, worker_id)
+async def deregister_worker(worker_id: str, state: State, conn: Conn, auth: Auth) -> Response:
+    """204 (body ignored); the worker goes offline and only its expired leases are released."""
+    await service.deregister_worker(conn, auth, worker_id, state.events)
     return empty_response()

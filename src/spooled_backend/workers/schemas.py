@@ -6,9 +6,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from spooled_backend.core.jsonvalue import json_size
 from spooled_backend.core.validators import WORKER_ID_RE, QueueName, StrictInt
 
+METADATA_MAX_BYTES = 65_536
 HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Worker metadata is an object of at most 64 KiB of JSON."""
+    if value is not None and json_size(value) > METADATA_MAX_BYTES:
+        raise ValueError("metadata must be at most 64 KiB of JSON")
+    return value
 
 
 class RegisterWorker(BaseModel):
@@ -26,8 +35,12 @@ class RegisterWorker(BaseModel):
     @classmethod
     def _hostname(cls, value: str) -> str:
         if not set(value) <= HOSTNAME_CHARS or value[0] in ".-" or value[-1] in ".-":
-            raise ValueError("hostname may contain only [A-Za-z0-9._-] and not start/end with . or -")
+            raise ValueError(
+                "hostname may contain only [A-Za-z0-9._-] and not start/end with . or -"
+            )
         return value
+
+    _check_metadata = field_validator("metadata")(_metadata)
 
     @field_validator("worker_id")
     @classmethod
@@ -41,5 +54,7 @@ class WorkerHeartbeat(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     current_jobs: Annotated[StrictInt, Field(ge=0, le=1000)]
-    status: str | None = None
+    status: Any = None  # healthy/degraded/draining; anything else is coerced (CONTRACT §9.2)
     metadata: dict[str, Any] | None = None
+
+    _check_metadata = field_validator("metadata")(_metadata)

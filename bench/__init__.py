@@ -1,0 +1,1 @@
+"""Benchmarks that print tables (`python bench/throughput.py`); never collected by pytest."""

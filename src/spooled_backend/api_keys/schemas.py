@@ -1,0 +1,74 @@
+"""Wire models for API key requests (CONTRACT §7.5, §4.1, §7.14 admin key creation)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from spooled_backend.core.validators import StrictBool, StrictInt
+
+KEY_NAME_RE = re.compile(r"^[A-Za-z0-9 _.()\-]{1,100}$")
+SCOPE_QUEUE_RE = re.compile(r"^[A-Za-z0-9._*\-]{1,255}$")
+MAX_SCOPE_QUEUES = 50
+
+
+def check_key_name(value: str) -> str:
+    """1–100 characters of `[A-Za-z0-9 _.()-]`."""
+    if not KEY_NAME_RE.match(value) or not value.strip():
+        raise ValueError("name must be 1-100 characters of letters, digits, spaces and _.()-")
+    return value
+
+
+def check_scope(value: list[str]) -> list[str]:
+    """≤50 names of `[A-Za-z0-9._*-]`, 1–255 each; duplicates collapse (order kept)."""
+    if len(value) > MAX_SCOPE_QUEUES:
+        raise ValueError(f"at most {MAX_SCOPE_QUEUES} queues may be listed")
+    for name in value:
+        if not SCOPE_QUEUE_RE.match(name):
+            raise ValueError("queue names must be 1-255 characters of [A-Za-z0-9._*-]")
+    return list(dict.fromkeys(value))
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Naive datetimes are taken as UTC (sdk-wire-notes §6.13)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+KeyName = Annotated[str, AfterValidator(check_key_name)]
+Scope = Annotated[list[str], AfterValidator(check_scope)]
+RateLimit = Annotated[StrictInt, Field(ge=1, le=10_000)]
+Expiry = Annotated[datetime, AfterValidator(as_utc)]
+
+
+class CreateApiKey(BaseModel):
+    """`POST /api-keys`; unknown fields (e.g. `permissions`) → 400."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: KeyName
+    queues: Scope | None = None
+    rate_limit: RateLimit | None = None
+    expires_at: Expiry | None = None
+
+
+class AdminCreateApiKey(CreateApiKey):
+    """`POST /admin/organizations/{id}/api-keys`; queues default to `["*"]`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class UpdateApiKey(BaseModel):
+    """`PUT /api-keys/{id}`: omitted = keep; `null` clears `rate_limit`/`expires_at`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: KeyName | None = None
+    queues: Scope | None = None
+    rate_limit: RateLimit | None = None
+    is_active: StrictBool | None = None
+    expires_at: Expiry | None = None

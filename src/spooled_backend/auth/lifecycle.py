@@ -1,0 +1,23 @@
+"""Start-up of the authentication and hardening services (called from the app lifespan)."""
+
+from __future__ import annotations
+
+from spooled_backend.auth.revocation import RevocationStore
+from spooled_backend.core import tenancy
+from spooled_backend.core.state import AppState
+from spooled_backend.observability.redaction import register_secrets
+from spooled_backend.ratelimit.limiter import RateLimiter
+
+
+async def start_security(state: AppState) -> None:
+    """JWT revocation store, rate limiter (Redis or in-process), RLS tenant role probe, and the
+    configured secrets registered for log redaction."""
+    settings = state.settings
+    register_secrets([
+        settings.admin_api_key, settings.jwt_secret, settings.smtp_password,
+        settings.stripe_secret_key, settings.stripe_billing_webhook_secret,
+        settings.metrics_token, settings.email_api_key,
+    ])
+    state.revocations = RevocationStore(state.redis)
+    state.rate_limiter = RateLimiter(state.redis, fail_closed=settings.rate_limit_fail_closed)
+    state.tenant_role = await tenancy.probe_tenant_role(state.pool)

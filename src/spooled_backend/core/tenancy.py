@@ -1,0 +1,135 @@
+"""Tenant isolation in PostgreSQL: row-level security bound per transaction (migration 0002).
+
+Every request runs in one transaction (`core.deps.get_conn`). Until authentication identifies
+the organization, the connection acts as the login role, which owns the tables and therefore
+bypasses RLS: that is the explicit bypass path for migrations, API-key lookup by hash (the org
+is not known yet), public and admin routes, and the background loops (which use the pool
+directly). Once authenticated, `bind_tenant` runs
+
+    SELECT set_config('role', 'spooled_tenant', true), set_config('app.current_org_id', $org, true)
+
+i.e. `SET LOCAL ROLE` + a transaction-local setting: both end with the transaction, so a pooled
+connection (or PgBouncer in transaction mode) never carries one tenant's binding into another
+request. `spooled_tenant` is a NOLOGIN role without BYPASSRLS whose policies only show rows with
+`organization_id = current_setting('app.current_org_id', true)`.
+
+Events (realtime publish, webhooks) must not leave before the request's transaction commits;
+`after_commit` defers a callback to the commit of the current request transaction (or runs it
+now outside one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+TENANT_ROLE = "spooled_tenant"
+BIND_TENANT = "SELECT set_config('role', $1, true), set_config('app.current_org_id', $2, true)"
+BIND_ORG_ONLY = "SELECT set_config('app.current_org_id', $1, true)"
+
+
+
+class TrackingConnection(asyncpg.Connection):  # type: ignore[misc]
+    """asyncpg connection that remembers how its last COMMIT ended.
+
+    PostgreSQL answers COMMIT on a transaction aborted by an error with the tag `ROLLBACK` and
+    no error. `core.deps.get_conn` checks `last_commit_status` after committing a request, so
+    an error swallowed outside a savepoint becomes a loud 500 instead of silently lost writes.
+    """
+
+    last_commit_status: str | None = None
+
+    def forget_commit_status(self) -> None:
+        """Called at the start of a request (reached through the pool's proxy)."""
+        self.last_commit_status = None
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str:
+        status: str = await super().execute(query, *args, timeout=timeout)
+        if query == "COMMIT;":
+            self.last_commit_status = status
+        return status
+
+
+class _AfterCommit:
+    """Callbacks waiting for one request transaction. `open` turns False when it ends, so a task
+    spawned during the request (which inherits this context) runs its callbacks at once later."""
+
+    __slots__ = ("callbacks", "open")
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[], None]] = []
+        self.open = True
+
+
+_pending: ContextVar[_AfterCommit | None] = ContextVar("spooled_after_commit", default=None)
+
+
+async def probe_tenant_role(pool: asyncpg.Pool) -> str | None:
+    """`spooled_tenant` when the login role may assume it and it is subject to RLS, else None
+    (then isolation is application-level only and a warning says how to enable it)."""
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT set_config('role', $1, true)", TENANT_ROLE)
+                bypass = await conn.fetchval(
+                    "SELECT rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = current_user"
+                )
+        except asyncpg.PostgresError as exc:
+            log.warning(
+                "row-level security not enforced: the database login role cannot assume "
+                f"'{TENANT_ROLE}'. Create it before migrating (CREATE ROLE {TENANT_ROLE} "
+                f"NOLOGIN; GRANT {TENANT_ROLE} TO <login role>) or migrate with a role that has "
+                "CREATEROLE.",
+                error=type(exc).__name__,
+            )
+            return None
+    if bypass:
+        log.warning(f"row-level security not enforced: role '{TENANT_ROLE}' bypasses RLS")
+        return None
+    return TENANT_ROLE
+
+
+async def bind_tenant(conn: asyncpg.Connection, org_id: str, role: str | None) -> None:
+    """Bind the current transaction to `org_id` (and switch to the tenant role when available).
+
+    Must run inside a transaction: both settings are transaction-local.
+    """
+    if role is not None:
+        await conn.execute(BIND_TENANT, role, org_id)
+    else:
+        await conn.execute(BIND_ORG_ONLY, org_id)
+
+
+def open_after_commit() -> Token[_AfterCommit | None]:
+    """Start collecting deferred callbacks for the current request transaction."""
+    return _pending.set(_AfterCommit())
+
+
+def close_after_commit(token: Token[_AfterCommit | None], committed: bool) -> None:
+    """Run (after a commit) or drop (after a rollback) the callbacks collected since `token`."""
+    pending = _pending.get()
+    _pending.reset(token)
+    if pending is None:
+        return
+    pending.open = False
+    if not committed:
+        return
+    for callback in pending.callbacks:
+        try:
+            callback()
+        except Exception as exc:  # noqa: BLE001 - a side effect must never fail the request
+            log.warning("after-commit callback failed", error=str(exc))
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the current request transaction commits (now, outside one)."""
+    pending = _pending.get()
+    if pending is None or not pending.open:
+        callback()
+    else:
+        pending.callbacks.append(callback)
