@@ -113,3 +113,14 @@ async def test_invalid_header_bytes_never_500(api: Api) -> None:
     resp = await transport.handle_async_request(request)
     await resp.aread()
     assert resp.status_code == 401
+
+
+async def test_concurrent_first_requests_share_one_bcrypt(api: Api, bcrypt_calls: list[int]) -> None:
+    """A new key's first requests arriving together pay bcrypt once, not once each."""
+    import asyncio
+
+    created = await api.create_org()
+    headers = api.as_key(created["api_key"]["key"])
+    responses = await asyncio.gather(*(api.client.get(JOBS, headers=headers) for _ in range(10)))
+    assert [r.status_code for r in responses] == [200] * 10
+    assert len(bcrypt_calls) == 1

@@ -16,7 +16,7 @@ from spooled_backend.admin.schemas import AdminCreateOrganization, AdminUpdateOr
 from spooled_backend.api_keys.schemas import AdminCreateApiKey
 from spooled_backend.auth.admin import require_admin_key
 from spooled_backend.core.body import parse_body
-from spooled_backend.core.deps import Conn, State, get_state
+from spooled_backend.core.deps import Conn, State, state_of
 from spooled_backend.core.errors import ValidationFailed
 from spooled_backend.core.jsonvalue import string_problem
 from spooled_backend.core.pagination import clamp_page
@@ -26,7 +26,7 @@ from spooled_backend.core.validators import parse_uuid_id
 
 async def require_admin(request: Request) -> None:
     """401 MISSING_ADMIN_KEY / INVALID_ADMIN_KEY / ADMIN_NOT_CONFIGURED before anything else."""
-    require_admin_key(get_state(request).settings, request.headers.get("x-admin-key"))
+    require_admin_key(state_of(request).settings, request.headers.get("x-admin-key"))
 
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])

@@ -34,9 +34,16 @@ log = structlog.get_logger(__name__)
 MAX_BEARER_CHARS = tokens.MAX_TOKEN_CHARS
 
 
-def get_state(request: Request) -> AppState:
+def state_of(request: Request) -> AppState:
+    """The process-wide services (created in the app lifespan)."""
     state: AppState = request.app.state.services
     return state
+
+
+async def get_state(request: Request) -> AppState:
+    """Dependency form of `state_of`; `async` because FastAPI runs plain `def` dependencies in a
+    thread pool."""
+    return state_of(request)
 
 
 State = Annotated[AppState, Depends(get_state)]
@@ -48,7 +55,7 @@ async def get_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
     Side effects registered with `tenancy.after_commit` (event publishing) run after the commit
     and are dropped on rollback.
     """
-    state = get_state(request)
+    state = state_of(request)
     async with state.pool.acquire() as conn:
         forget = getattr(conn, "forget_commit_status", None)
         if forget is not None:
@@ -122,7 +129,7 @@ async def admit(state: AppState, conn: asyncpg.Connection, request: Request, aut
 
 async def require_auth(request: Request, conn: Conn) -> AuthContext:
     """The authenticated caller of a protected route (API key or access JWT)."""
-    state = get_state(request)
+    state = state_of(request)
     auth = await authenticate(state, conn, bearer_token(request))
     await admit(state, conn, request, auth)
     request.state.auth = auth

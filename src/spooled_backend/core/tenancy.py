@@ -44,6 +44,17 @@ class TrackingConnection(asyncpg.Connection):  # type: ignore[misc]
 
     last_commit_status: str | None = None
 
+    def get_reset_query(self) -> str:
+        """No reset round trip when a connection goes back to the pool.
+
+        Everything this service sets on a connection is transaction-scoped (`set_config(…, true)`,
+        `SET LOCAL ROLE`, `pg_advisory_xact_lock`), and asyncpg still ends any open transaction on
+        release, so asyncpg's default `RESET ALL; CLOSE ALL; UNLISTEN *; …` would only add a
+        round trip to every request. Code that needs session state (LISTEN) uses its own
+        connection, not the pool.
+        """
+        return ""
+
     def forget_commit_status(self) -> None:
         """Called at the start of a request (reached through the pool's proxy)."""
         self.last_commit_status = None

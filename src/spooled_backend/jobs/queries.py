@@ -34,9 +34,11 @@ SELECT max_retries, default_timeout FROM queue_config WHERE organization_id = $1
 
 PARENT_JOB = "SELECT queue_name, status FROM jobs WHERE id = $1 AND organization_id = $2"
 
-# $1 org, $2 queue, $3 payload, $4 priority, $5 max_retries, $6 timeout, $7 scheduled_at,
-# $8 expires_at, $9 idempotency_key, $10 tags, $11 parent, $12 webhook, $13 webhook secret,
-# $14 dependencies_met. A JSON null payload arrives as SQL NULL and is stored as jsonb 'null'.
+# $1 org, $2 queue, $3 payload, $4 priority, $5 max_retries (NULL = queue default),
+# $6 timeout (NULL = queue default), $7 scheduled_at, $8 expires_at, $9 idempotency_key, $10 tags,
+# $11 parent, $12 webhook, $13 webhook secret, $14 dependencies_met, $15/$16 server defaults for
+# max_retries/timeout when the queue has no config row (CONTRACT §9.1).
+# A JSON null payload arrives as SQL NULL and is stored as jsonb 'null'.
 INSERT_JOB = """
 WITH ins AS (
     INSERT INTO jobs (organization_id, queue_name, status, payload, priority, max_retries,
@@ -44,7 +46,12 @@ WITH ins AS (
                       parent_job_id, completion_webhook, completion_webhook_secret,
                       dependencies_met)
     VALUES ($1, $2, CASE WHEN $7::timestamptz > now() THEN 'scheduled' ELSE 'pending' END,
-            COALESCE($3::jsonb, 'null'::jsonb), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+            COALESCE($3::jsonb, 'null'::jsonb), $4,
+            COALESCE($5::int, (SELECT c.max_retries FROM queue_config c
+                               WHERE c.organization_id = $1 AND c.queue_name = $2), $15::int),
+            COALESCE($6::int, (SELECT c.default_timeout FROM queue_config c
+                               WHERE c.organization_id = $1 AND c.queue_name = $2), $16::int),
+            $7, $8, $9, $10, $11, $12, $13, $14)
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL
     DO UPDATE SET updated_at = now()
     RETURNING id, status, priority, (xmax = 0) AS created

@@ -6,6 +6,7 @@ for what happened; they import no web framework and no Redis, so REST and gRPC s
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +80,11 @@ async def queue_defaults(
     return row["max_retries"], row["default_timeout"]
 
 
+def _own_transaction(conn: asyncpg.Connection) -> AbstractAsyncContextManager[object]:
+    """A transaction only when the caller has none (a request already holds one)."""
+    return nullcontext() if conn.is_in_transaction() else conn.transaction()
+
+
 async def create_job(
     conn: asyncpg.Connection, settings: Settings, auth: AuthContext, job: NewJob, events: Events
 ) -> tuple[str, bool]:
@@ -94,9 +100,6 @@ async def create_job(
         check_storable(job.tags, "tags")
         if json_size(job.tags) > 65536:
             raise BadRequest("tags must be at most 64 KiB")
-    default_retries, default_timeout = await queue_defaults(
-        conn, settings, auth.organization_id, job.queue_name
-    )
     dependencies_met = True
     if job.parent_job_id is not None:
         parent = await conn.fetchrow(q.PARENT_JOB, job.parent_job_id, auth.organization_id)
@@ -106,7 +109,9 @@ async def create_job(
     try:
         # Plan quotas (CONTRACT §12.2): new-queue cap, active-jobs pre-check and the daily
         # reservation share the insert's transaction; a duplicate gives its reservation back.
-        async with conn.transaction():
+        # Inside a request's transaction no savepoint is needed: a database error aborts the
+        # whole request, and a QuotaExceeded is raised before anything is written.
+        async with _own_transaction(conn):
             reservation = await quotas.reserve_jobs(conn, settings, auth, [job.queue_name], 1)
             row = await conn.fetchrow(
                 q.INSERT_JOB,
@@ -114,8 +119,8 @@ async def create_job(
                 job.queue_name,
                 job.payload,
                 job.priority,
-                default_retries if job.max_retries is None else job.max_retries,
-                default_timeout if job.timeout_seconds is None else job.timeout_seconds,
+                job.max_retries,
+                job.timeout_seconds,
                 job.scheduled_at,
                 job.expires_at,
                 job.idempotency_key,
@@ -124,6 +129,8 @@ async def create_job(
                 job.completion_webhook,
                 job.completion_webhook_secret,
                 dependencies_met,
+                settings.queue_default_max_retries,
+                settings.queue_default_timeout_secs,
             )
             if not row["created"]:
                 await reservation.refund(conn, 1)
