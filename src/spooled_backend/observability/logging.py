@@ -32,6 +32,8 @@ def configure_logging(json_logs: bool, level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=log_level, format="%(message)s")
+    # Alembic narrates every migration step at INFO ("Context impl PostgresqlImpl." …).
+    logging.getLogger("alembic").setLevel(max(log_level, logging.WARNING))
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
