@@ -12,15 +12,15 @@ UPDATE jobs j SET status = 'pending', updated_at = now() FROM due WHERE j.id = d
 RETURNING j.id, j.organization_id, j.queue_name
 """
 
-# Expired leases → retry with backoff or dead-letter (CONTRACT §8.2). $1 batch size,
-# $2 worker id (NULL = any), $3 retry reason, $4 exhausted reason.
-RECOVER_EXPIRED_LEASES = """
-WITH expired AS (
-    SELECT id FROM jobs
-    WHERE status = 'processing' AND lease_expires_at <= now()
-      AND ($2::text IS NULL OR assigned_worker_id = $2)
-    ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
-), done AS (
+def release_to_retry_or_dlq(picked: str, history_event: str) -> str:
+    """SQL tail shared by the sweeps that take jobs away from their worker (CONTRACT §8.2):
+    the processing jobs whose ids the CTE named `picked` yields go back to pending with the
+    backoff of §8.3, or to the dead-letter queue (+ audit row) when their retries are exhausted,
+    with a history row each. Uses $3 (retry reason) and $4 (exhausted reason); `history_event`
+    is the SQL expression naming the history event of a retried job. Ends with the SELECT of
+    `(id, organization_id, queue_name, status, retry_count, last_error)` per released job."""
+    return (
+        """), done AS (
     UPDATE jobs j SET
         status = CASE WHEN j.retry_count < j.max_retries THEN 'pending' ELSE 'deadletter' END,
         scheduled_at = CASE WHEN j.retry_count < j.max_retries
@@ -31,7 +31,7 @@ WITH expired AS (
         retry_count = CASE WHEN j.retry_count < j.max_retries THEN j.retry_count + 1
                            ELSE j.retry_count END,
         lease_id = NULL, lease_expires_at = NULL, updated_at = now()
-    FROM expired e WHERE j.id = e.id
+    FROM {picked} p WHERE j.id = p.id
     RETURNING j.id, j.organization_id, j.queue_name, j.status, j.retry_count, j.payload,
               j.last_error, j.assigned_worker_id
 ), dlq AS (
@@ -43,12 +43,27 @@ WITH expired AS (
 ), hist AS (
     INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
     SELECT organization_id, id, CASE WHEN status = 'deadletter' THEN 'deadlettered'
-                                     ELSE 'lease_expired' END,
+                                     ELSE {history_event} END,
            assigned_worker_id, jsonb_build_object('error', last_error, 'retry_count', retry_count)
     FROM done
 )
 SELECT id, organization_id, queue_name, status, retry_count, last_error FROM done
 """
+    ).format(picked=picked, history_event=history_event)
+
+
+# Expired leases → retry with backoff or dead-letter (CONTRACT §8.2). $1 batch size,
+# $2 worker id (NULL = any), $3 retry reason, $4 exhausted reason.
+RECOVER_EXPIRED_LEASES = (
+    """
+WITH expired AS (
+    SELECT id FROM jobs
+    WHERE status = 'processing' AND lease_expires_at <= now()
+      AND ($2::text IS NULL OR assigned_worker_id = $2)
+    ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+    + release_to_retry_or_dlq("expired", "'lease_expired'")
+)
 
 # pending/scheduled jobs past expires_at are never handed out; they end as cancelled.
 EXPIRE_JOBS = """

@@ -3,6 +3,8 @@ acts for a caller also filters by `organization_id`, and scoped keys by their qu
 
 from __future__ import annotations
 
+from spooled_backend.scheduler.queries import release_to_retry_or_dlq
+
 WORKER_COLUMNS = """
     id, organization_id, queue_name, queue_names, hostname, worker_type,
     max_concurrent_jobs AS max_concurrency, current_job_count AS current_jobs, status,
@@ -89,7 +91,8 @@ RETURNING w.id, w.organization_id
 # $5 = true limits it to expired leases (deregister); false takes every lease (worker went
 # offline). Rows locked by an in-flight acknowledgement are skipped (that ack settles them,
 # otherwise lease recovery does). $3 retry reason, $4 exhausted reason, $6 history event.
-RELEASE_WORKER_JOBS = """
+RELEASE_WORKER_JOBS = (
+    """
 WITH gone AS (
     SELECT * FROM unnest($1::text[], $2::text[]) AS g(organization_id, worker_id)
 ), orphaned AS (
@@ -97,32 +100,6 @@ WITH gone AS (
       ON j.organization_id = g.organization_id AND j.assigned_worker_id = g.worker_id
     WHERE j.status = 'processing' AND (NOT $5::bool OR j.lease_expires_at <= now())
     FOR UPDATE OF j SKIP LOCKED
-), done AS (
-    UPDATE jobs j SET
-        status = CASE WHEN j.retry_count < j.max_retries THEN 'pending' ELSE 'deadletter' END,
-        scheduled_at = CASE WHEN j.retry_count < j.max_retries
-            THEN now() + make_interval(secs => LEAST(power(2, LEAST(j.retry_count, 6)), 60))
-            ELSE j.scheduled_at END,
-        last_error = CASE WHEN j.retry_count < j.max_retries THEN $3 ELSE $4 END,
-        completed_at = CASE WHEN j.retry_count < j.max_retries THEN NULL ELSE now() END,
-        retry_count = CASE WHEN j.retry_count < j.max_retries THEN j.retry_count + 1
-                           ELSE j.retry_count END,
-        lease_id = NULL, lease_expires_at = NULL, updated_at = now()
-    FROM orphaned o WHERE j.id = o.id
-    RETURNING j.id, j.organization_id, j.queue_name, j.status, j.retry_count, j.payload,
-              j.last_error, j.assigned_worker_id
-), dlq AS (
-    INSERT INTO dead_letter_queue (organization_id, job_id, queue_name, reason, original_payload,
-                                   error_details)
-    SELECT organization_id, id, queue_name, last_error, payload,
-           jsonb_build_object('retry_count', retry_count, 'worker_id', assigned_worker_id)
-    FROM done WHERE status = 'deadletter'
-), hist AS (
-    INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
-    SELECT organization_id, id, CASE WHEN status = 'deadletter' THEN 'deadlettered'
-                                     ELSE $6::text END,
-           assigned_worker_id, jsonb_build_object('error', last_error, 'retry_count', retry_count)
-    FROM done
-)
-SELECT id, organization_id, queue_name, status, retry_count, last_error FROM done
 """
+    + release_to_retry_or_dlq("orphaned", "$6::text")
+)
