@@ -338,3 +338,38 @@ async def test_default_plan_tier_setting(db_url: str) -> None:
     async for api in _api(settings, db_url):
         created = await api.create_org()
         assert created["organization"]["plan_tier"] == "pro"
+
+
+async def test_retries_count_against_active_jobs(api: Api) -> None:
+    """Manual and DLQ retries re-activate jobs, so they are refused past `max_active_jobs`
+    (CONTRACT §7.7) and change nothing when refused."""
+    org = await free_org(api, max_active_jobs=2)
+    h = org["headers"]
+    dead = []
+    for _ in range(2):
+        job_id = (await post_job(api, org, max_retries=0)).json()["id"]
+        claim = await api.client.post(
+            f"{JOBS}/claim", json={"queue_name": "q1", "worker_id": "w"}, headers=h
+        )
+        lease = claim.json()["jobs"][0]["lease_id"]
+        failed = await api.client.post(
+            f"{JOBS}/{job_id}/fail", json={"worker_id": "w", "lease_id": lease, "error": "x"},
+            headers=h,
+        )
+        assert failed.json()["will_retry"] is False
+        dead.append(job_id)
+    pending = [(await post_job(api, org)).json()["id"] for _ in range(2)]  # active: 2 of 2
+
+    single = await api.client.post(f"{JOBS}/{dead[0]}/retry", headers=h)
+    assert single.status_code == 429, single.text
+    assert single.json()["code"] == "QUOTA_EXCEEDED" and single.json()["resource"] == "active_jobs"
+    bulk = await api.client.post(f"{JOBS}/dlq/retry", json={}, headers=h)
+    assert bulk.status_code == 429 and bulk.json()["current"] == 2 and bulk.json()["limit"] == 2
+    for job_id in dead:
+        assert (await api.client.get(f"{JOBS}/{job_id}", headers=h)).json()["status"] == "deadletter"
+
+    assert (await api.client.delete(f"{JOBS}/{pending[0]}", headers=h)).status_code == 204
+    ok = await api.client.post(f"{JOBS}/{dead[0]}/retry", headers=h)  # active: 2 of 2 again
+    assert ok.status_code == 200 and ok.json()["status"] == "pending"
+    assert (await api.client.post(f"{JOBS}/dlq/retry", json={}, headers=h)).status_code == 429
+    assert (await api.client.get(f"{JOBS}/{dead[1]}", headers=h)).json()["status"] == "deadletter"

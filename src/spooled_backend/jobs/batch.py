@@ -112,13 +112,17 @@ async def bulk_create(
 
 async def retry_dead_letters(
     conn: asyncpg.Connection,
+    settings: Settings,
     auth: AuthContext,
     job_ids: list[str] | None,
     queue_name: str | None,
     limit: int,
     events: Events,
 ) -> dict[str, Any]:
-    """deadletter → pending (oldest first). Scoped keys must name an in-scope queue, no ids."""
+    """deadletter → pending (oldest first). Scoped keys must name an in-scope queue, no ids.
+
+    All-or-nothing 429 QUOTA_EXCEEDED when the retried jobs would take the organization past
+    `max_active_jobs` (CONTRACT §7.7)."""
     if not auth.unrestricted:
         if job_ids:
             raise AccessDenied("Queue-scoped API keys cannot retry dead-letter jobs by id")
@@ -132,6 +136,7 @@ async def retry_dead_letters(
         rows = await conn.fetch(
             q.RETRY_DLQ, auth.organization_id, queue_name, job_ids, limit, auth.scope_filter
         )
+        await quotas.check_active_jobs_after(conn, settings, auth, len(rows))
     ids = [r["id"] for r in rows]
     metrics.JOBS_RETRIED.inc(len(ids))
     for row in rows:

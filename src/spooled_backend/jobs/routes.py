@@ -216,7 +216,7 @@ async def retry_dead_letters(request: Request, state: State, conn: Conn, auth: A
     body = await parse_optional_body(request, RetryDlq)
     return json_response(
         await batch.retry_dead_letters(
-            conn, auth, body.job_ids, body.queue_name, body.limit, state.events
+            conn, state.settings, auth, body.job_ids, body.queue_name, body.limit, state.events
         )
     )
 
@@ -247,8 +247,11 @@ async def cancel_job(job_id: str, state: State, conn: Conn, auth: Auth):  # type
 
 @router.post("/jobs/{job_id}/retry")
 async def retry_job(job_id: str, state: State, conn: Conn, auth: Auth) -> JSONBody:
-    """failed/deadletter → pending with retry_count 0; returns the Job. 409 otherwise."""
-    return json_response(await service.retry_job(conn, auth, parse_uuid_id(job_id), state.events))
+    """failed/deadletter → pending with retry_count 0; returns the Job. 409 otherwise; 429
+    QUOTA_EXCEEDED past `max_active_jobs`."""
+    return json_response(
+        await service.retry_job(conn, state.settings, auth, parse_uuid_id(job_id), state.events)
+    )
 
 
 @router.put("/jobs/{job_id}/priority")

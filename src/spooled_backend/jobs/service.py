@@ -300,15 +300,19 @@ async def cancel_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str, e
 
 
 async def retry_job(
-    conn: asyncpg.Connection, auth: AuthContext, job_id: str, events: Events
+    conn: asyncpg.Connection, settings: Settings, auth: AuthContext, job_id: str, events: Events
 ) -> dict[str, Any]:
-    """failed/deadletter → pending with retry_count 0 (§8.2). Returns the Job."""
+    """failed/deadletter → pending with retry_count 0 (§8.2). Returns the Job.
+
+    404 missing/out of scope, 409 other states, 429 QUOTA_EXCEEDED when the job would take the
+    organization past `max_active_jobs` (nothing changes then)."""
     async with conn.transaction():
         row = await conn.fetchrow(q.RETRY_JOB, job_id, auth.organization_id)
         if row is None or not auth.can_access_queue(row["queue_name"]):
             raise NotFound("Job not found")
         if not row["retried"]:
             raise Conflict(f"Only failed or deadletter jobs can be retried; job is {row['status']}")
+        await quotas.check_active_jobs_after(conn, settings, auth, 1)
     metrics.JOBS_RETRIED.inc()
     events.job_status(auth.organization_id, job_id, row["queue_name"], row["status"], "pending")
     return await get_job(conn, auth, job_id)

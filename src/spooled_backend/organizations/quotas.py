@@ -266,6 +266,21 @@ async def check_active_jobs(
         raise quota_error(limits, "active_jobs", current, int(limit))
 
 
+async def check_active_jobs_after(
+    conn: asyncpg.Connection, settings: Settings, org: PlanSubject, added: int
+) -> None:
+    """`max_active_jobs` check for jobs made active again (manual and DLQ retry, §7.7), run
+    after the UPDATE inside the caller's savepoint: raising QuotaExceeded (429) rolls the
+    retry back. `added` is how many jobs the retry re-activated."""
+    limits = effective_limits(settings, org)
+    limit = limits["max_active_jobs"]
+    if limit is None or added <= 0:
+        return
+    current = await count(conn, org.organization_id, "active_jobs")
+    if current > limit:
+        raise quota_error(limits, "active_jobs", current - added, int(limit))
+
+
 async def reserve_jobs(
     conn: asyncpg.Connection,
     settings: Settings,
