@@ -80,7 +80,8 @@ class VerifiedKeyCache:
         return ok
 
 
-def _context_from_row(row: asyncpg.Record) -> AuthContext:
+def context_from_key_row(row: asyncpg.Record) -> AuthContext:
+    """AuthContext of an api_keys row joined with its organization (plan, custom limits)."""
     return AuthContext(
         organization_id=row["organization_id"],
         api_key_id=row["id"],
@@ -119,7 +120,7 @@ async def authenticate_api_key(
     last_used = row["last_used"]
     if last_used is None or datetime.now(UTC) - last_used > LAST_USED_EVERY:
         await conn.execute(TOUCH_LAST_USED, row["id"])
-    return _context_from_row(row)
+    return context_from_key_row(row)
 
 
 async def _legacy_lookup(

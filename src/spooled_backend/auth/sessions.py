@@ -5,6 +5,7 @@ through `RevocationStore`)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -12,7 +13,11 @@ import asyncpg
 
 from spooled_backend.auth import queries as q
 from spooled_backend.auth import tokens
-from spooled_backend.auth.service import VerifiedKeyCache, authenticate_api_key
+from spooled_backend.auth.service import (
+    VerifiedKeyCache,
+    authenticate_api_key,
+    context_from_key_row,
+)
 from spooled_backend.core.context import AuthContext
 from spooled_backend.core.errors import ServiceUnavailable, Unauthorized
 
@@ -109,16 +114,7 @@ async def authenticate_access_token(
     if not _key_usable(row, claims.org_id):
         raise Unauthorized("API key for this token is no longer valid")
     assert row is not None
-    return AuthContext(
-        organization_id=row["organization_id"],
-        api_key_id=row["id"],
-        queues=tuple(row["queues"] or ()),
-        plan_tier=row["plan_tier"],
-        custom_limits=row["custom_limits"],
-        rate_limit=row["rate_limit"],
-        via_jwt=True,
-        extra={"claims": claims},
-    )
+    return replace(context_from_key_row(row), via_jwt=True, extra={"claims": claims})
 
 
 async def refresh(

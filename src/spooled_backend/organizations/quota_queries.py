@@ -8,7 +8,7 @@ LOCK_RESOURCE = "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))"
 
 # Distinct queue names of an org via an index skip scan on jobs (organization_id, queue_name, …),
 # so counting queues does not read every job row.
-_JOB_QUEUE_NAMES = """
+JOB_QUEUE_NAMES = """
 WITH RECURSIVE jq AS (
     (SELECT queue_name FROM jobs WHERE organization_id = $1 ORDER BY queue_name LIMIT 1)
     UNION ALL
@@ -21,7 +21,7 @@ SELECT queue_name FROM jq WHERE queue_name IS NOT NULL
 """
 
 QUEUE_NAMES_SQL = f"""
-{_JOB_QUEUE_NAMES}
+{JOB_QUEUE_NAMES}
 UNION SELECT queue_name FROM queue_config WHERE organization_id = $1
 UNION SELECT queue_name FROM schedules WHERE organization_id = $1 AND is_active
 """

@@ -7,24 +7,16 @@ listing queues never reads every job row.
 
 from __future__ import annotations
 
+from spooled_backend.organizations.quota_queries import JOB_QUEUE_NAMES
+
 CONFIG_COLUMNS = """
     id, organization_id, queue_name, max_retries, default_timeout, rate_limit, enabled,
     settings, created_at, updated_at
 """
 
-# Distinct job queue names of org $1 (one index probe per name).
-_JOB_QUEUE_NAMES = """
-job_queues AS (
-    WITH RECURSIVE jq AS (
-        (SELECT queue_name FROM jobs WHERE organization_id = $1 ORDER BY queue_name LIMIT 1)
-        UNION ALL
-        SELECT (SELECT j.queue_name FROM jobs j
-                WHERE j.organization_id = $1 AND j.queue_name > jq.queue_name
-                ORDER BY j.queue_name LIMIT 1)
-        FROM jq WHERE jq.queue_name IS NOT NULL
-    )
-    SELECT queue_name FROM jq WHERE queue_name IS NOT NULL
-)
+# Distinct job queue names of org $1 (one index probe per name), as the CTE `job_queues`.
+_JOB_QUEUE_NAMES = f"""
+job_queues AS ({JOB_QUEUE_NAMES})
 """
 
 # $1 org, $2 scope (NULL = unrestricted). Configured ∪ implicit, sorted, at most 100.
