@@ -15,8 +15,7 @@ from spooled_backend.admin.schemas import AdminCreateOrganization, AdminUpdateOr
 from spooled_backend.api_keys import service as api_keys
 from spooled_backend.api_keys.schemas import AdminCreateApiKey
 from spooled_backend.config import Settings
-from spooled_backend.core.errors import AlreadyExists, NotFound, ValidationFailed
-from spooled_backend.core.jsonvalue import check_storable
+from spooled_backend.core.errors import NotFound, ValidationFailed
 from spooled_backend.core.pagination import Page
 from spooled_backend.organizations import lifecycle, quotas
 from spooled_backend.organizations import queries as org_q
@@ -159,11 +158,7 @@ async def update_organization(
     `stripe_customer_id`/`stripe_subscription_id` (null clears). Returns the re-read Organization.
     A live `plan_tier` on a deleted organization restores it (its keys stay revoked)."""
     fields = body.model_fields_set
-    name = body.name.strip() if body.name is not None else None
-    if "name" in fields and (name is None or not 3 <= len(name) <= 100):
-        raise ValidationFailed("name", "name must be 3-100 characters", "length")
-    if name is not None:
-        check_storable(name, "name")
+    name = lifecycle.validated_name(fields, body.name)
     if "plan_tier" in fields:
         check_tier(body.plan_tier)
     custom = check_custom_limits(body.custom_limits) if "custom_limits" in fields else None
@@ -176,32 +171,26 @@ async def update_organization(
         new_settings = None
         if "settings" in fields:
             new_settings = lifecycle.replace_settings(current["settings"], body.settings)
-        email = body.billing_email
-        if email is not None and await conn.fetchval(org_q.EMAIL_TAKEN_BY_OTHER, email, org_id):
-            raise AlreadyExists("This billing email is already used by another organization")
-        try:
-            row = await conn.fetchrow(
-                q.UPDATE_ORG,
-                org_id,
-                "name" in fields,
-                name,
-                "plan_tier" in fields,
-                body.plan_tier,
-                "billing_email" in fields,
-                email,
-                new_settings is not None,
-                new_settings,
-                "custom_limits" in fields,
-                custom,
-                "stripe_customer_id" in fields,
-                body.stripe_customer_id,
-                "stripe_subscription_id" in fields,
-                body.stripe_subscription_id,
-            )
-        except asyncpg.UniqueViolationError:
-            raise AlreadyExists(
-                "This billing email is already used by another organization"
-            ) from None
+        row = await lifecycle.write_org_update(
+            conn,
+            org_id,
+            body.billing_email,
+            q.UPDATE_ORG,
+            "name" in fields,
+            name,
+            "plan_tier" in fields,
+            body.plan_tier,
+            "billing_email" in fields,
+            body.billing_email,
+            new_settings is not None,
+            new_settings,
+            "custom_limits" in fields,
+            custom,
+            "stripe_customer_id" in fields,
+            body.stripe_customer_id,
+            "stripe_subscription_id" in fields,
+            body.stripe_subscription_id,
+        )
     return lifecycle.org_view(row)
 
 

@@ -54,6 +54,35 @@ def replace_settings(stored: Any, new: Any) -> dict[str, Any]:
     return out
 
 
+EMAIL_TAKEN = "This billing email is already used by another organization"
+
+
+def validated_name(fields: set[str], raw: str | None) -> str | None:
+    """The stripped new name when `name` was sent: 3–100 characters (400 otherwise, also for
+    an explicit null), storable in PostgreSQL. None when the body has no name."""
+    name = raw.strip() if raw is not None else None
+    if "name" in fields and (name is None or not 3 <= len(name) <= 100):
+        raise ValidationFailed("name", "name must be 3-100 characters", "length")
+    if name is not None:
+        check_storable(name, "name")
+    return name
+
+
+async def write_org_update(
+    conn: asyncpg.Connection, org_id: str, email: str | None, sql: str, *args: Any
+) -> asyncpg.Record:
+    """Run an organization UPDATE (`sql` with `$1` = org id, then `args`) after checking that a
+    new billing email is not used by another live organization; 409 when it is (the unique
+    index answers the same under a race). Returns the updated row."""
+    if email is not None and await conn.fetchval(q.EMAIL_TAKEN_BY_OTHER, email, org_id):
+        raise AlreadyExists(EMAIL_TAKEN)
+    try:
+        row: asyncpg.Record = await conn.fetchrow(sql, org_id, *args)
+    except asyncpg.UniqueViolationError:
+        raise AlreadyExists(EMAIL_TAKEN) from None
+    return row
+
+
 async def own_org(conn: asyncpg.Connection, auth: AuthContext, org_id: str) -> asyncpg.Record:
     """The caller's live organization row when `org_id` is theirs; NotFound otherwise."""
     if org_id != auth.organization_id:
@@ -87,11 +116,7 @@ async def update_organization(
     """
     auth.require_unrestricted()
     fields = body.model_fields_set
-    name = body.name.strip() if body.name is not None else None
-    if "name" in fields and (name is None or not 3 <= len(name) <= 100):
-        raise ValidationFailed("name", "name must be 3-100 characters", "length")
-    if name is not None:
-        check_storable(name, "name")
+    name = validated_name(fields, body.name)
     if "settings" in fields and not isinstance(body.settings, dict):
         raise ValidationFailed("settings", "settings must be a JSON object", "invalid_type")
     async with conn.transaction():
@@ -105,24 +130,18 @@ async def update_organization(
         new_settings = None
         if body.settings is not None:
             new_settings = replace_settings(current["settings"], body.settings)
-        email = body.billing_email
-        if email is not None and await conn.fetchval(q.EMAIL_TAKEN_BY_OTHER, email, org_id):
-            raise AlreadyExists("This billing email is already used by another organization")
-        try:
-            row = await conn.fetchrow(
-                q.UPDATE_ORG,
-                org_id,
-                "name" in fields,
-                name,
-                "billing_email" in fields,
-                email,
-                new_settings is not None,
-                new_settings,
-            )
-        except asyncpg.UniqueViolationError:
-            raise AlreadyExists(
-                "This billing email is already used by another organization"
-            ) from None
+        row = await write_org_update(
+            conn,
+            org_id,
+            body.billing_email,
+            q.UPDATE_ORG,
+            "name" in fields,
+            name,
+            "billing_email" in fields,
+            body.billing_email,
+            new_settings is not None,
+            new_settings,
+        )
     return org_view(row)
 
 
