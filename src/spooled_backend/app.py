@@ -26,12 +26,32 @@ from spooled_backend.jobs.routes import router as jobs_router
 from spooled_backend.organizations.routes import router as organizations_router
 from spooled_backend.queues.routes import router as queues_router
 from spooled_backend.realtime.bus import EventBus
+from spooled_backend.realtime.routes import router as realtime_router
+from spooled_backend.schedules.routes import router as schedules_router
 from spooled_backend.scheduler.loops import Supervisor, default_loops
+from spooled_backend.webhooks.routes import router as webhooks_router
 from spooled_backend.workers.routes import router as workers_router
+from spooled_backend.workflows.routes import router as workflows_router
 
 log = structlog.get_logger(__name__)
 
-ROUTERS = [health_router, auth_router, organizations_router, api_keys_router, admin_router, billing_router, jobs_router, workers_router, queues_router, dashboard_router]
+# One router per line: each domain adds or moves only its own line.
+ROUTERS = [
+    health_router,
+    auth_router,
+    organizations_router,
+    api_keys_router,
+    admin_router,
+    billing_router,
+    jobs_router,
+    workers_router,
+    queues_router,
+    dashboard_router,
+    schedules_router,
+    workflows_router,
+    webhooks_router,
+    realtime_router,
+]
 
 
 def package_version() -> str:

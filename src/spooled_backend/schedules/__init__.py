@@ -1,0 +1,1 @@
+"""Schedules (CONTRACT; see the package's service.py)."""

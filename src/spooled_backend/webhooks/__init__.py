@@ -1,0 +1,1 @@
+"""Webhooks (CONTRACT; see the package's service.py)."""

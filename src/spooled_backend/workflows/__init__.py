@@ -1,0 +1,1 @@
+"""Workflows (CONTRACT; see the package's service.py)."""

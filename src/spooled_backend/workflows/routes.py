@@ -1,0 +1,7 @@
+"""Workflows REST routes: parse, call the service, shape the answer (to be filled)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["workflows"])
