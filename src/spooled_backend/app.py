@@ -14,6 +14,7 @@ from spooled_backend.config import Settings
 from spooled_backend.core import handlers
 from spooled_backend.core import middleware as http_middleware
 from spooled_backend.core.state import AppState
+from spooled_backend.db.listener import Listener, listen_dsn
 from spooled_backend.db.pool import create_pool
 from spooled_backend.admin.routes import router as admin_router
 from spooled_backend.api_keys.routes import router as api_keys_router
@@ -89,6 +90,8 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
             settings=settings, pool=pool, redis=redis, events=EventBus(redis),
             version=package_version(),
         )
+        state.listener = Listener(listen_dsn(database_url, settings.database_direct_url))
+        await state.listener.start()
         await start_security(state)
         app.state.services = state
         supervisor = Supervisor(pool, default_loops(state))
@@ -99,6 +102,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         finally:
             await supervisor.stop()
             await state.events.drain()
+            await state.listener.stop()
             if redis is not None:
                 await redis.aclose()
             await pool.close()

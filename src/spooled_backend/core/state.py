@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from spooled_backend.auth.revocation import RevocationStore
 from spooled_backend.auth.service import VerifiedKeyCache
 from spooled_backend.config import Settings
+from spooled_backend.db.listener import Listener
 from spooled_backend.ratelimit.limiter import RateLimiter
 from spooled_backend.realtime.bus import EventBus
 
@@ -29,3 +30,5 @@ class AppState:
     revocations: RevocationStore = field(default_factory=lambda: RevocationStore(None))
     rate_limiter: RateLimiter | None = None
     tenant_role: str | None = None
+    # The process's single LISTEN connection (db/listener.py), started in the lifespan.
+    listener: Listener | None = None
