@@ -16,6 +16,7 @@ from spooled_backend.core import middleware as http_middleware
 from spooled_backend.core.state import AppState
 from spooled_backend.db.listener import Listener, listen_dsn
 from spooled_backend.db.pool import create_pool
+from spooled_backend.observability import metrics
 from spooled_backend.admin.routes import router as admin_router
 from spooled_backend.api_keys.routes import router as api_keys_router
 from spooled_backend.billing.routes import router as billing_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         await state.listener.start()
         await start_security(state)
         app.state.services = state
+        metrics.track_pool(pool)
         supervisor = Supervisor(pool, default_loops(state))
         if run_loops:
             supervisor.start()
@@ -115,6 +117,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    metrics.configure(settings.metrics_organization_label, settings.metrics_max_queue_labels)
     handlers.install(app)
     http_middleware.install(app, settings)
     for router in ROUTERS:

@@ -75,12 +75,12 @@ async def _bootstrap(settings: Settings, db: Database) -> None:
 def _start_metrics_server(settings: Settings) -> None:
     from prometheus_client import start_http_server
 
-    from spooled_backend.observability.metrics import REGISTRY
+    from spooled_backend.observability.metrics import exposition_registry
 
     if settings.metrics_port <= 0 or settings.metrics_token:
         return  # with a token, /metrics on the main port is the only (authenticated) endpoint
     try:
-        start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
+        start_http_server(settings.metrics_port, addr=settings.host, registry=exposition_registry())
     except OSError as exc:
         log.warning("metrics port unavailable", port=settings.metrics_port, error=str(exc))
 

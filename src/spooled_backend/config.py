@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     # Observability
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "spooled-backend"
+    metrics_organization_label: bool = False  # `organization` label on queue metrics
+    metrics_max_queue_labels: int = Field(default=1000, ge=1)  # then queue="_other"
 
     # Background loop intervals (seconds); tests shorten them.
     scheduler_activate_interval_secs: float = 5.0

@@ -129,8 +129,10 @@ class RequestContextMiddleware:
                                                     "message": "Internal server error"})
         finally:
             elapsed = time.perf_counter() - started
-            metrics.API_REQUESTS.inc()
-            metrics.API_REQUEST_DURATION.observe(elapsed)
+            route = scope.get("route")
+            metrics.observe_request(
+                scope["method"], getattr(route, "path", None), status, elapsed
+            )
             query = scope.get("query_string", b"").decode("latin-1")
             if not scope["path"].startswith(QUIET_PATHS):
                 log.info(

@@ -6,14 +6,14 @@ import asyncio
 import time
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from spooled_backend.core.deps import State
 from spooled_backend.core.errors import Unauthorized
 from spooled_backend.core.responses import JSONBody, json_response
 from spooled_backend.core.state import AppState
-from spooled_backend.observability.metrics import DB_CONNECTIONS_ACTIVE, REGISTRY
+from spooled_backend.observability.metrics import render
 
 router = APIRouter(tags=["health"])
 
@@ -69,9 +69,7 @@ async def readiness(state: State) -> JSONBody:
 
 
 def render_metrics(state: AppState) -> Response:
-    pool = state.pool
-    DB_CONNECTIONS_ACTIVE.set(pool.get_size() - pool.get_idle_size())
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/metrics")

@@ -93,7 +93,7 @@ async def bulk_create(
             row = by_key[item.idempotency_key] if item.idempotency_key else by_id[new_id]
             results[index] = {"index": index, "job_id": row["id"], "created": row["created"]}
             if row["created"]:
-                metrics.JOBS_ENQUEUED.inc()
+                metrics.JOBS_ENQUEUED.inc(queue=body.queue_name, organization=auth.organization_id)
                 events.job_created(
                     auth.organization_id, row["id"], body.queue_name, row["priority"], row["status"]
                 )
@@ -138,8 +138,8 @@ async def retry_dead_letters(
         )
         await quotas.check_active_jobs_after(conn, settings, auth, len(rows))
     ids = [r["id"] for r in rows]
-    metrics.JOBS_RETRIED.inc(len(ids))
     for row in rows:
+        metrics.JOBS_RETRIED.inc(queue=row["queue_name"], organization=auth.organization_id)
         events.job_status(auth.organization_id, row["id"], row["queue_name"], "deadletter", "pending")
     return {"retried_count": len(ids), "retried_jobs": ids, "job_ids": ids, "skipped_jobs": []}
 

@@ -148,7 +148,7 @@ async def create_job(
                 return existing, False
         raise
     if row["created"]:
-        metrics.JOBS_ENQUEUED.inc()
+        metrics.JOBS_ENQUEUED.inc(queue=job.queue_name, organization=auth.organization_id)
         events.job_created(auth.organization_id, row["id"], job.queue_name, job.priority, row["status"])
     return row["id"], row["created"]
 
@@ -224,8 +224,10 @@ async def complete_job(
         _ack_outcome(prior, worker_id, lease_id)
     assert prior is not None
     duration = (prior["acked_at"] - (prior["started_at"] or prior["acked_at"])).total_seconds()
-    metrics.JOBS_COMPLETED.inc()
-    metrics.JOB_DURATION.observe(max(duration, 0.0))
+    metrics.JOBS_COMPLETED.inc(queue=prior["queue_name"], organization=auth.organization_id)
+    metrics.JOB_DURATION.observe(
+        max(duration, 0.0), queue=prior["queue_name"], organization=auth.organization_id
+    )
     events.job_completed(auth.organization_id, job_id, prior["queue_name"], int(duration * 1000), result)
 
 
@@ -254,11 +256,11 @@ async def fail_job(
     if prior is None or prior["acked_at"] is None:
         _ack_outcome(prior, worker_id, lease_id)
     assert prior is not None
-    metrics.JOBS_FAILED.inc()
+    metrics.JOBS_FAILED.inc(queue=prior["queue_name"], organization=auth.organization_id)
     new_status = prior["new_status"]
     will_retry = new_status == "pending"
     if not will_retry:
-        metrics.JOBS_DEADLETTERED.inc()
+        metrics.JOBS_DEADLETTERED.inc(queue=prior["queue_name"], organization=auth.organization_id)
     events.job_failed(
         auth.organization_id, job_id, prior["queue_name"], error, prior["new_retry_count"], new_status
     )
@@ -313,7 +315,7 @@ async def retry_job(
         if not row["retried"]:
             raise Conflict(f"Only failed or deadletter jobs can be retried; job is {row['status']}")
         await quotas.check_active_jobs_after(conn, settings, auth, 1)
-    metrics.JOBS_RETRIED.inc()
+    metrics.JOBS_RETRIED.inc(queue=row["queue_name"], organization=auth.organization_id)
     events.job_status(auth.organization_id, job_id, row["queue_name"], row["status"], "pending")
     return await get_job(conn, auth, job_id)
 

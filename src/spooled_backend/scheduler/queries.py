@@ -84,13 +84,16 @@ WITH gone AS (
 SELECT id, organization_id, queue_name FROM done
 """
 
-GAUGES = """
+QUEUE_GAUGES = """
 SELECT
+    organization_id,
+    queue_name,
     count(*) FILTER (WHERE status = 'pending') AS pending,
     count(*) FILTER (WHERE status = 'processing') AS processing,
     COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0)
         AS max_age
 FROM jobs WHERE status IN ('pending', 'processing')
+GROUP BY organization_id, queue_name
 """
 
 WORKER_GAUGES = """

@@ -33,7 +33,7 @@ async def recover_expired_leases(
     )
     for r in rows:
         if r["status"] == "deadletter":
-            metrics.JOBS_DEADLETTERED.inc()
+            metrics.JOBS_DEADLETTERED.inc(queue=r["queue_name"], organization=r["organization_id"])
         sink.job_failed(
             r["organization_id"], r["id"], r["queue_name"], r["last_error"], r["retry_count"], r["status"]
         )
@@ -50,11 +50,15 @@ async def expire_jobs(conn: asyncpg.Connection, events: Events | None = None) ->
 
 
 async def refresh_gauges(conn: asyncpg.Connection) -> None:
-    """Recompute the queue and worker gauges of CONTRACT §16."""
-    row = await conn.fetchrow(q.GAUGES)
-    metrics.JOBS_PENDING.set(row["pending"])
-    metrics.JOBS_PROCESSING.set(row["processing"])
-    metrics.JOB_MAX_AGE.set(float(row["max_age"]))
+    """Recompute the queue and worker gauges of CONTRACT §16 (per queue and organization)."""
+    rows = await conn.fetch(q.QUEUE_GAUGES)
+    metrics.JOBS_PENDING.replace({(r["queue_name"], r["organization_id"]): r["pending"] for r in rows})
+    metrics.JOBS_PROCESSING.replace(
+        {(r["queue_name"], r["organization_id"]): r["processing"] for r in rows}
+    )
+    metrics.JOB_MAX_AGE.replace(
+        {(r["queue_name"], r["organization_id"]): float(r["max_age"]) for r in rows}
+    )
     workers = await conn.fetchrow(q.WORKER_GAUGES)
     metrics.WORKERS_ACTIVE.set(workers["active"])
     metrics.WORKERS_HEALTHY.set(workers["healthy"])

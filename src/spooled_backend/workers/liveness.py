@@ -64,7 +64,7 @@ async def release_worker_jobs(
     )
     for r in rows:
         if r["status"] == "deadletter":
-            metrics.JOBS_DEADLETTERED.inc()
+            metrics.JOBS_DEADLETTERED.inc(queue=r["queue_name"], organization=r["organization_id"])
         sink.job_failed(
             r["organization_id"],
             r["id"],
