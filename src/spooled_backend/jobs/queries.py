@@ -128,11 +128,12 @@ WITH {ratelimit.BUCKET_CTES}, picked AS (
 SELECT * FROM claimed ORDER BY priority DESC, created_at ASC
 """
 
-# Fenced acknowledgements. $1 id, $2 org, $3 worker_id, $4 lease_id.
+# Fenced acknowledgements. $1 id, $2 org, $3 worker_id, $4 lease_id (NULL = a legacy client that
+# sends none: fenced by worker, processing status and unexpired lease alone, CONTRACT §21 R1).
 # `prior` is the row before the update; `done` is non-empty when the fence held.
 _FENCE = """
     j.id = p.id AND p.status = 'processing' AND p.assigned_worker_id = $3
-    AND p.lease_id = $4 AND p.lease_expires_at > now()
+    AND ($4::text IS NULL OR p.lease_id = $4) AND p.lease_expires_at > now()
 """
 
 def _prior(scope_param: int) -> str:

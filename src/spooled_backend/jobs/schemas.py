@@ -64,7 +64,8 @@ class ClaimJobs(_Body):
 
 class _Ack(_Body):
     worker_id: Annotated[str, Field(min_length=1, max_length=255)]
-    lease_id: Annotated[str, Field(min_length=1, max_length=255)]
+    # Optional since CONTRACT §21 R1: absent (or null) = legacy fencing; "" is still 400.
+    lease_id: Annotated[str, Field(min_length=1, max_length=255)] | None = None
 
 
 class CompleteJob(_Ack):

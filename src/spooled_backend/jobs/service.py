@@ -188,22 +188,34 @@ async def claim_jobs(
     return claimed
 
 
-def _ack_outcome(prior: asyncpg.Record | None, worker_id: str, lease_id: str) -> None:
-    """Why a fenced acknowledgement did not apply (CONTRACT §8.4). Always raises."""
+def _ack_outcome(prior: asyncpg.Record | None, worker_id: str, lease_id: str | None) -> None:
+    """Why a fenced acknowledgement did not apply (CONTRACT §8.4). Always raises.
+
+    `lease_id` None is a legacy call (§21 R1): the worker id stands in for the lease, so a job
+    finished under another worker's lease is a lost lease, not this worker's replay."""
     if prior is None:
         raise NotFound("Job not found")
     status = prior["status"]
     if status != "processing":
         if status in TERMINAL:
-            if prior["lease_id"] is not None and prior["lease_id"] != lease_id:
+            if lease_id is None:
+                if prior["assigned_worker_id"] not in (None, worker_id):
+                    raise LeaseExpired("The job was last leased to another worker")
+            elif prior["lease_id"] is not None and prior["lease_id"] != lease_id:
                 raise LeaseExpired("The provided lease_id does not match the job's last lease")
             raise Conflict(f"Job is already {status}")
         raise LeaseExpired("Lease expired: the job was released and is no longer processing")
-    if prior["lease_id"] != lease_id:
+    if lease_id is not None and prior["lease_id"] != lease_id:
         raise LeaseExpired("The provided lease_id does not match the job's current lease")
     if prior["assigned_worker_id"] != worker_id:
         raise NotFound("Job not found or not owned by this worker")
     raise LeaseExpired("Lease expired")
+
+
+def _count_legacy(operation: str, lease_id: str | None) -> None:
+    """`spooled_legacy_ack_total{operation}`: acks from clients that send no `lease_id`."""
+    if lease_id is None:
+        metrics.LEGACY_ACKS.labels(operation=operation).inc()
 
 
 async def complete_job(
@@ -211,11 +223,13 @@ async def complete_job(
     auth: AuthContext,
     job_id: str,
     worker_id: str,
-    lease_id: str,
+    lease_id: str | None,
     result: Any,
     events: Events,
 ) -> None:
-    """processing → completed, fenced by worker and `lease_id`. Replays answer 409."""
+    """processing → completed, fenced by worker and `lease_id` (None = legacy fencing, §21 R1).
+    Replays answer 409."""
+    _count_legacy("complete", lease_id)
     prior = await conn.fetchrow(
         q.COMPLETE_JOB, job_id, auth.organization_id, worker_id, lease_id, result,
         auth.scope_filter,
@@ -243,12 +257,13 @@ async def fail_job(
     auth: AuthContext,
     job_id: str,
     worker_id: str,
-    lease_id: str,
+    lease_id: str | None,
     error: str,
     events: Events,
     allow_retry: bool = True,
 ) -> FailOutcome:
     """processing → pending (retry with backoff, §8.3) or deadletter; fenced like complete."""
+    _count_legacy("fail", lease_id)
     prior = await conn.fetchrow(
         q.FAIL_JOB, job_id, auth.organization_id, worker_id, lease_id, error, allow_retry,
         auth.scope_filter,
@@ -276,10 +291,11 @@ async def heartbeat_job(
     auth: AuthContext,
     job_id: str,
     worker_id: str,
-    lease_id: str,
+    lease_id: str | None,
     lease_secs: int,
 ) -> datetime:
     """Extend the lease to now + `lease_secs` seconds; returns the new expiry."""
+    _count_legacy("heartbeat", lease_id)
     prior = await conn.fetchrow(
         q.HEARTBEAT_JOB, job_id, auth.organization_id, worker_id, lease_id, float(lease_secs),
         auth.scope_filter,

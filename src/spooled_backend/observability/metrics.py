@@ -153,6 +153,12 @@ DB_CONNECTIONS_ACTIVE = _gauge(
     "spooled_database_connections_active", "Pool connections in use", mode="livesum"
 )
 REDIS_OPERATIONS = Counter("spooled_redis_operations", "Redis commands", registry=REGISTRY)
+LEGACY_ACKS = Counter(
+    "spooled_legacy_ack",
+    "Complete/fail/heartbeat calls without a lease_id (legacy fencing, CONTRACT §21 R1)",
+    ["operation"],
+    registry=REGISTRY,
+)
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
