@@ -119,9 +119,10 @@ def test_claim_complete_fail_heartbeat_with_leases(client: SpooledClient) -> Non
     assert is_lease_expired(wrong.value)
     with pytest.raises(NotFoundError):
         client.jobs.complete(a, {"worker_id": "w-other", "lease_id": leases[a]})
-    with pytest.raises(ValidationError) as no_lease:
-        client.jobs.complete(a, {"worker_id": "w-1"})
-    assert no_lease.value.status_code == 422
+    # CONTRACT §21 R1: without lease_id the worker id fences (another worker: 404; holder: ok)
+    with pytest.raises(NotFoundError):
+        client.jobs.complete(a, {"worker_id": "w-other"})
+    client.jobs.heartbeat(a, {"worker_id": "w-1", "lease_duration_secs": 120})
 
     ok = client.jobs.complete(a, {"worker_id": "w-1", "lease_id": leases[a], "result": [1, "x"]})
     assert ok.success is True
