@@ -93,6 +93,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         )
         state.listener = Listener(listen_dsn(database_url, settings.database_direct_url))
         await state.listener.start()
+        await state.events.start(pool, state.listener)  # realtime bus: Redis or NOTIFY fan-out
         await start_security(state)
         app.state.services = state
         metrics.track_pool(pool)

@@ -1,5 +1,11 @@
-"""What the job service tells the outside world: realtime envelopes (CONTRACT §14.1) and
-webhook events (§10.1). The sink is implemented in `realtime/`; services only call it."""
+"""What the services tell the outside world: realtime envelopes (CONTRACT §14.1) and
+webhook events (§10.1). The sink is implemented in `realtime/bus.py`; services only call it.
+
+Calls are cheap and never fail: inside a request the event leaves after the transaction commits
+(dropped on rollback); in a background loop after the loop's transaction commits. Adding an
+event: a method here, a no-op in `NoEvents`, and its implementation in `realtime/bus.py`
+(`self.publish(org_id, "<Variant>", {...})`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,19 @@ class Events(Protocol):
         self, org_id: str, job_id: str, queue_name: str, old_status: str, new_status: str
     ) -> None: ...
 
+    def worker_registered(self, org_id: str, worker_id: str, queue_name: str) -> None: ...
+
+    def worker_heartbeat(
+        self, org_id: str, worker_id: str, status: str, current_job_id: str | None = None
+    ) -> None: ...
+
+    def worker_deregistered(self, org_id: str, worker_id: str) -> None: ...
+
+    def queue_stats(
+        self, org_id: str, queue_name: str, pending: int, processing: int, completed: int,
+        failed: int,
+    ) -> None: ...
+
 
 class NoEvents:
     """A sink that drops everything (tests of pure SQL, maintenance tools)."""
@@ -42,4 +61,16 @@ class NoEvents:
         pass
 
     def job_status(self, *args: Any) -> None:
+        pass
+
+    def worker_registered(self, *args: Any) -> None:
+        pass
+
+    def worker_heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def worker_deregistered(self, *args: Any) -> None:
+        pass
+
+    def queue_stats(self, *args: Any) -> None:
         pass

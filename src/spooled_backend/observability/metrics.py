@@ -233,3 +233,15 @@ def mark_process_dead(pid: int) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)
+
+# Realtime (realtime/): open WebSocket + SSE subscribers of this process, slow clients dropped,
+# events dropped by the cross-process outbox (full or transport down).
+REALTIME_CONNECTIONS = _gauge(
+    "spooled_realtime_connections", "Open realtime subscribers (WebSocket and SSE)", "livesum"
+)
+REALTIME_SLOW_CLIENTS_DROPPED = Counter(
+    "spooled_realtime_slow_clients_dropped", "Realtime clients dropped for not reading", registry=REGISTRY
+)
+REALTIME_EVENTS_DROPPED = Counter(
+    "spooled_realtime_events_dropped", "Realtime events not sent to other processes", registry=REGISTRY
+)

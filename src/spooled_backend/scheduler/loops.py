@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
+from spooled_backend.core import tenancy
 from spooled_backend.core.state import AppState
 from spooled_backend.scheduler import recovery
 from spooled_backend.workers import liveness
@@ -33,12 +34,19 @@ def lock_key(name: str) -> int:
 
 
 async def run_once(pool: asyncpg.Pool, loop: Loop) -> bool:
-    """One guarded iteration; False when another replica holds the loop's lock."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(loop.name)):
-            return False
-        await loop.work(conn)
+    """One guarded iteration; False when another replica holds the loop's lock. Events the
+    work publishes leave after its transaction commits (dropped if it fails)."""
+    pending = tenancy.open_after_commit()
+    committed = False
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(loop.name)):
+                return False
+            await loop.work(conn)
+        committed = True
         return True
+    finally:
+        tenancy.close_after_commit(pending, committed)
 
 
 async def supervise(pool: asyncpg.Pool, loop: Loop, stop: asyncio.Event) -> None:

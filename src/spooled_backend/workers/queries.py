@@ -53,7 +53,7 @@ UPDATE workers SET last_heartbeat = now(), current_job_count = $4,
                   WHEN status = 'draining' THEN 'draining' ELSE 'healthy' END,
     metadata = COALESCE($6::jsonb, metadata), updated_at = now()
 WHERE id = $1 AND organization_id = $2 AND {_VISIBLE}
-RETURNING id
+RETURNING status
 """
 
 DEREGISTER = f"""

@@ -27,7 +27,7 @@ async def register_worker(request: Request, state: State, conn: Conn, auth: Auth
     409 id owned by another organization, 429 QUOTA_EXCEEDED (`workers`)."""
     body = await parse_body(request, RegisterWorker)
     return json_response(
-        await service.register_worker(conn, state.settings, auth, body), status=201
+        await service.register_worker(conn, state.settings, auth, body, state.events), status=201
     )
 
 
@@ -38,11 +38,13 @@ async def get_worker(worker_id: str, conn: Conn, auth: Auth) -> JSONBody:
 
 
 @router.post("/workers/{worker_id}/heartbeat")
-async def heartbeat_worker(worker_id: str, request: Request, conn: Conn, auth: Auth) -> JSONBody:
+async def heartbeat_worker(
+    worker_id: str, request: Request, state: State, conn: Conn, auth: Auth
+) -> JSONBody:
     """`{current_jobs, status?, metadata?}` → 200 `{}` (the SDK cannot parse an empty JSON body)."""
     body = await parse_body(request, WorkerHeartbeat)
     await service.heartbeat_worker(
-        conn, auth, worker_id, body.current_jobs, body.status, body.metadata
+        conn, auth, worker_id, body.current_jobs, body.status, body.metadata, state.events
     )
     return json_response({})
 

@@ -45,7 +45,8 @@ def _known_id(worker_id: str) -> str:
 
 
 async def register_worker(
-    conn: asyncpg.Connection, settings: Settings, auth: AuthContext, body: RegisterWorker
+    conn: asyncpg.Connection, settings: Settings, auth: AuthContext, body: RegisterWorker,
+    events: Events | None = None,
 ) -> dict[str, Any]:
     """Upsert by `worker_id` (a UUID is generated when absent) → `{id, queue_name,
     lease_duration_secs, heartbeat_interval_secs}` (seconds; the interval is ≥ 1).
@@ -77,6 +78,8 @@ async def register_worker(
         )
     if row is None:
         raise AlreadyExists("Worker ID already in use")
+    if events is not None:
+        events.worker_registered(auth.organization_id, row["id"], row["queue_name"])
     return {
         "id": row["id"],
         "queue_name": row["queue_name"],
@@ -110,6 +113,7 @@ async def heartbeat_worker(
     current_jobs: int,
     status: str | None,
     metadata: dict[str, Any] | None,
+    events: Events | None = None,
 ) -> None:
     """Record liveness: `last_heartbeat = now`, `current_jobs`, status, metadata (replaced when
     given). Self-reported healthy/degraded/draining are applied; anything else (offline,
@@ -117,7 +121,7 @@ async def heartbeat_worker(
     (CONTRACT §9.2). A worker marked degraded/offline by the liveness sweep comes back.
     404 unknown or out of scope."""
     reported = status if status in SELF_REPORTED else None
-    updated = await conn.fetchval(
+    status_now = await conn.fetchval(
         q.HEARTBEAT,
         _known_id(worker_id),
         auth.organization_id,
@@ -126,8 +130,10 @@ async def heartbeat_worker(
         reported,
         metadata,
     )
-    if updated is None:
+    if status_now is None:
         raise NotFound("Worker not found")
+    if events is not None:
+        events.worker_heartbeat(auth.organization_id, worker_id, status_now)
 
 
 async def deregister_worker(
@@ -145,3 +151,5 @@ async def deregister_worker(
         await release_worker_jobs(
             conn, [(auth.organization_id, worker_id)], only_expired=True, events=events
         )
+    if events is not None:
+        events.worker_deregistered(auth.organization_id, worker_id)
