@@ -12,6 +12,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import structlog
 
 from spooled_backend.auth import keys
 from spooled_backend.core.context import AuthContext
@@ -37,6 +38,7 @@ TOUCH_LAST_USED = "UPDATE api_keys SET last_used = now() WHERE id = $1"
 LAST_USED_EVERY = timedelta(minutes=5)
 
 INVALID = "Invalid API key"
+log = structlog.get_logger(__name__)
 
 
 class VerifiedKeyCache:
@@ -99,6 +101,12 @@ def _usable(row: asyncpg.Record) -> bool:
     return expires is None or expires > datetime.now(UTC)
 
 
+def _invalid(reason: str, **fields: object) -> Unauthorized:
+    """The 401 of a refused key, logged with the deployment guide's message (never the key)."""
+    log.warning(INVALID, reason=reason, **fields)
+    return Unauthorized(INVALID)
+
+
 async def authenticate_api_key(
     conn: asyncpg.Connection, raw_key: str, cache: VerifiedKeyCache
 ) -> AuthContext:
@@ -108,15 +116,17 @@ async def authenticate_api_key(
     keys of deleted organizations. No bcrypt runs for a value that fails the cheap lookup.
     """
     if not keys.looks_like_api_key(raw_key):
-        raise Unauthorized(INVALID)
+        raise _invalid("malformed")
     digest = keys.lookup_hash(raw_key)
     row = await conn.fetchrow(SELECT_KEY_BY_LOOKUP, digest)
     if row is None:
         row = await _legacy_lookup(conn, raw_key, digest, cache)
-    if row is None or not _usable(row):
-        raise Unauthorized(INVALID)
+    if row is None:
+        raise _invalid("unknown")
+    if not _usable(row):
+        raise _invalid("inactive, expired or organization deleted", key_id=row["id"])
     if not await cache.verify(raw_key, digest, row["key_hash"]):
-        raise Unauthorized(INVALID)
+        raise _invalid("hash mismatch", key_id=row["id"])
     last_used = row["last_used"]
     if last_used is None or datetime.now(UTC) - last_used > LAST_USED_EVERY:
         await conn.execute(TOUCH_LAST_USED, row["id"])

@@ -133,6 +133,7 @@ async def require_auth(request: Request, conn: Conn) -> AuthContext:
     auth = await authenticate(state, conn, bearer_token(request))
     await admit(state, conn, request, auth)
     request.state.auth = auth
+    structlog.contextvars.bind_contextvars(organization_id=auth.organization_id)
     return auth
 
 

@@ -97,6 +97,8 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and REQUEST_ID_RE.match(incoming) else str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         api = scope["path"].startswith("/api/")
         started = time.perf_counter()
         status = 0
@@ -135,6 +137,7 @@ class RequestContextMiddleware:
             )
             query = scope.get("query_string", b"").decode("latin-1")
             if not scope["path"].startswith(QUIET_PATHS):
+                auth = scope["state"].get("auth")
                 log.info(
                     "request",
                     method=scope["method"],
@@ -143,7 +146,9 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round(elapsed * 1000, 2),
                     request_id=request_id,
+                    organization_id=getattr(auth, "organization_id", None),
                 )
+            structlog.contextvars.clear_contextvars()
 
 
 class BodyLimitMiddleware:
