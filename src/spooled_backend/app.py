@@ -16,7 +16,7 @@ from spooled_backend.core import middleware as http_middleware
 from spooled_backend.core.state import AppState
 from spooled_backend.db.listener import Listener, listen_dsn
 from spooled_backend.db.pool import create_pool
-from spooled_backend.observability import metrics
+from spooled_backend.observability import metrics, tracing
 from spooled_backend.admin.routes import router as admin_router
 from spooled_backend.api_keys.routes import router as api_keys_router
 from spooled_backend.billing.routes import router as billing_router
@@ -119,8 +119,12 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         openapi_url="/openapi.json",
     )
     metrics.configure(settings.metrics_organization_label, settings.metrics_max_queue_labels)
+    tracing.configure_tracing(settings.otel_exporter_otlp_endpoint, settings.otel_service_name,
+                              package_version())
     handlers.install(app)
     http_middleware.install(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    if (otel := tracing.asgi_middleware()) is not None:
+        app.add_middleware(otel[0], **otel[1])  # outermost: the server span covers everything
     return app

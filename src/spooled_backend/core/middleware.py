@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from spooled_backend.config import Settings
 from spooled_backend.core.errors import PayloadTooLarge
 from spooled_backend.core.responses import encode
-from spooled_backend.observability import metrics
+from spooled_backend.observability import metrics, tracing
 from spooled_backend.observability.redaction import redact_text
 from spooled_backend.ratelimit.middleware import RateLimitMiddleware
 
@@ -113,6 +113,8 @@ class RequestContextMiddleware:
                     headers.append((b"x-api-version", b"1"))
                 headers.extend(self.security_headers)
                 message["headers"] = headers
+                if tracing.ENABLED:  # before the response ends the server span
+                    tracing.name_http_span(scope["method"], getattr(scope.get("route"), "path", None))
             await send(message)
 
         try:
@@ -131,10 +133,8 @@ class RequestContextMiddleware:
                                                     "message": "Internal server error"})
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            metrics.observe_request(
-                scope["method"], getattr(route, "path", None), status, elapsed
-            )
+            route = getattr(scope.get("route"), "path", None)
+            metrics.observe_request(scope["method"], route, status, elapsed)
             query = scope.get("query_string", b"").decode("latin-1")
             if not scope["path"].startswith(QUIET_PATHS):
                 auth = scope["state"].get("auth")

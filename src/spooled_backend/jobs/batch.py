@@ -17,7 +17,7 @@ from spooled_backend.core.events import Events
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.schemas import BulkCreate, BulkItem
 from spooled_backend.jobs.service import check_payload, queue_defaults
-from spooled_backend.observability import metrics
+from spooled_backend.observability import metrics, tracing
 from spooled_backend.organizations import quotas
 
 
@@ -97,6 +97,9 @@ async def bulk_create(
                 events.job_created(
                     auth.organization_id, row["id"], body.queue_name, row["priority"], row["status"]
                 )
+        if tracing.ENABLED:
+            created = [r["id"] for r in rows if r["created"]]
+            await tracing.job_enqueued(conn, auth.organization_id, body.queue_name, created)
     for index, first in duplicates:
         if first in results:
             results[index] = {"index": index, "job_id": results[first]["job_id"], "created": False}

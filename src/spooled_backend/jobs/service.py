@@ -27,7 +27,7 @@ from spooled_backend.core.events import Events
 from spooled_backend.core.jsonvalue import check_storable, json_size
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.rules import retry_delay_secs
-from spooled_backend.observability import metrics
+from spooled_backend.observability import metrics, tracing
 from spooled_backend.organizations import quota_queries, quotas
 from spooled_backend.organizations.plans import limits_for, upgrade_tier
 
@@ -149,6 +149,8 @@ async def create_job(
         raise
     if row["created"]:
         metrics.JOBS_ENQUEUED.inc(queue=job.queue_name, organization=auth.organization_id)
+        if tracing.ENABLED:
+            await tracing.job_enqueued(conn, auth.organization_id, job.queue_name, [row["id"]])
         events.job_created(auth.organization_id, row["id"], job.queue_name, job.priority, row["status"])
     return row["id"], row["created"]
 
@@ -183,6 +185,8 @@ async def claim_jobs(
         q.CLAIM_JOBS, auth.organization_id, queue_name, limit, worker_id, float(lease_secs)
     )
     claimed = [dict(r) for r in rows]
+    if tracing.ENABLED:
+        await tracing.jobs_claimed(conn, auth.organization_id, claimed, worker_id)
     for job in claimed:
         events.job_started(auth.organization_id, job["id"], queue_name, worker_id)
     return claimed
@@ -239,6 +243,9 @@ async def complete_job(
     assert prior is not None
     duration = (prior["acked_at"] - (prior["started_at"] or prior["acked_at"])).total_seconds()
     metrics.JOBS_COMPLETED.inc(queue=prior["queue_name"], organization=auth.organization_id)
+    if tracing.ENABLED:
+        await tracing.job_finished(conn, auth.organization_id, job_id, prior["queue_name"],
+                                   "complete", prior["started_at"], worker_id=worker_id)
     metrics.JOB_DURATION.observe(
         max(duration, 0.0), queue=prior["queue_name"], organization=auth.organization_id
     )
@@ -272,6 +279,9 @@ async def fail_job(
         _ack_outcome(prior, worker_id, lease_id)
     assert prior is not None
     metrics.JOBS_FAILED.inc(queue=prior["queue_name"], organization=auth.organization_id)
+    if tracing.ENABLED:
+        await tracing.job_finished(conn, auth.organization_id, job_id, prior["queue_name"], "fail",
+                                   prior.get("started_at"), new_status=prior["new_status"])
     new_status = prior["new_status"]
     will_retry = new_status == "pending"
     if not will_retry:

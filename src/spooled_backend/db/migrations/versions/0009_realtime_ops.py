@@ -13,7 +13,15 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-STATEMENTS: list[str] = []
+STATEMENTS: list[str] = [
+    # ops (issue 12): the W3C trace context of the request that enqueued a job, written only when
+    # tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT), so the claim and the acknowledgement of the
+    # job continue the enqueue's trace. Nullable, no default: adding it rewrites nothing.
+    "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS traceparent TEXT",
+]
+DOWNGRADE: list[str] = [
+    "ALTER TABLE jobs DROP COLUMN IF EXISTS traceparent",
+]
 
 
 def upgrade() -> None:
@@ -22,4 +30,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    pass
+    for statement in DOWNGRADE:
+        op.execute(statement)
