@@ -107,13 +107,19 @@ async def test_dlq_list_retry_and_audit_rows(api: Api, tenant: dict[str, Any]) -
     assert {j["id"] for j in await claim(api, h, queue="qa", limit=5)} == {a, c}
 
 
-async def test_dlq_retry_regates_pending_children(api: Api, tenant: dict[str, Any]) -> None:
+async def test_child_of_deadlettered_parent_is_cancelled_and_stays_so_on_dlq_retry(
+    api: Api, tenant: dict[str, Any]
+) -> None:
+    """R11: a parent that ended dead-lettered can no longer succeed, so a child created on it
+    is cancelled at once (naming the parent); retrying the parent does not revive the child."""
     h = tenant["headers"]
     parent = await _deadletter(api, h)
     child = await create_job(api, h, parent_job_id=parent)
-    await _q(api, "UPDATE jobs SET dependencies_met = true WHERE id = $1", child)
+    job = await get_job(api, h, child)
+    assert (job["status"], job["dependencies_met"]) == ("cancelled", False)
+    assert job["last_error"] == f"Cancelled: parent job {parent} ended deadletter, so this job can no longer run"
     await api.client.post("/api/v1/jobs/dlq/retry", json={"job_ids": [parent]}, headers=h)
-    assert (await get_job(api, h, child))["dependencies_met"] is False
+    assert (await get_job(api, h, child))["status"] == "cancelled"
 
 
 async def test_dlq_purge(api: Api, tenant: dict[str, Any]) -> None:

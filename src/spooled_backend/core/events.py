@@ -44,6 +44,27 @@ class Events(Protocol):
         failed: int,
     ) -> None: ...
 
+    # Dependencies and workflows (jobs/dependencies.py): called from the transaction that
+    # changed the parent job; implementations publish after commit like the others.
+    def job_released(self, org_id: str, job_id: str, queue_name: str) -> None:
+        """A waiting job's dependencies are now met: it is claimable (status unchanged)."""
+        ...
+
+    def workflow_completed(
+        self, org_id: str, workflow_id: str, name: str, total_jobs: int, completed_jobs: int,
+        failed_jobs: int,
+    ) -> None:
+        """Every job of the workflow completed (webhook `workflow.completed`)."""
+        ...
+
+    def workflow_failed(
+        self, org_id: str, workflow_id: str, name: str, total_jobs: int, completed_jobs: int,
+        failed_jobs: int,
+    ) -> None:
+        """Nothing of the workflow is left to run and a job failed, was dead-lettered or
+        cancelled (webhook `workflow.failed`)."""
+        ...
+
 
 class NoEvents:
     """A sink that drops everything (tests of pure SQL, maintenance tools)."""
@@ -73,4 +94,13 @@ class NoEvents:
         pass
 
     def queue_stats(self, *args: Any) -> None:
+        pass
+
+    def job_released(self, *args: Any) -> None:
+        pass
+
+    def workflow_completed(self, *args: Any) -> None:
+        pass
+
+    def workflow_failed(self, *args: Any) -> None:
         pass

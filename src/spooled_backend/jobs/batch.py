@@ -13,7 +13,8 @@ from spooled_backend.config import Settings
 from spooled_backend.core.body import validation_error
 from spooled_backend.core.context import AuthContext
 from spooled_backend.core.errors import AccessDenied, BadRequest, SpooledError
-from spooled_backend.core.events import Events
+from spooled_backend.core.events import Events, NoEvents
+from spooled_backend.jobs import dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.schemas import BulkCreate, BulkItem
 from spooled_backend.jobs.service import check_payload, queue_defaults
@@ -144,6 +145,8 @@ async def retry_dead_letters(
     for row in rows:
         metrics.JOBS_RETRIED.inc(queue=row["queue_name"], organization=auth.organization_id)
         events.job_status(auth.organization_id, row["id"], row["queue_name"], "deadletter", "pending")
+    if rows:
+        dependencies.emit(events, rows[0]["settled"])
     return {"retried_count": len(ids), "retried_jobs": ids, "job_ids": ids, "skipped_jobs": []}
 
 
@@ -154,6 +157,7 @@ async def purge_dead_letters(
     queue_name: str | None,
     older_than: datetime | None,
     limit: int,
+    events: Events | None = None,
 ) -> dict[str, int]:
     """Delete dead-letter jobs and their audit rows; `confirm` must be true (400)."""
     if not confirm:
@@ -163,7 +167,9 @@ async def purge_dead_letters(
     if queue_name is not None:
         auth.require_queue(queue_name)
     async with conn.transaction():
-        count = await conn.fetchval(
+        row = await conn.fetchrow(
             q.PURGE_DLQ, auth.organization_id, queue_name, older_than, limit, auth.scope_filter
         )
-    return {"purged_count": int(count)}
+        # Their dependency rows went with the purged jobs: settle them (§8.9 orphans).
+        await dependencies.settle(conn, events or NoEvents(), [], row["orphans"])
+    return {"purged_count": int(row["purged"])}

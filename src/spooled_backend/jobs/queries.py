@@ -12,6 +12,7 @@ late acknowledgement from a worker whose lease was taken over is told LEASE_EXPI
 
 from __future__ import annotations
 
+from spooled_backend.jobs.dependencies import SETTLED_COLUMN, settled_cte
 from spooled_backend.queues import ratelimit
 
 JOB_COLUMNS = """
@@ -32,7 +33,12 @@ QUEUE_DEFAULTS = """
 SELECT max_retries, default_timeout FROM queue_config WHERE organization_id = $1 AND queue_name = $2
 """
 
-PARENT_JOB = "SELECT queue_name, status FROM jobs WHERE id = $1 AND organization_id = $2"
+# Flags and row-locks the parent of a new child (CONTRACT §8.9, R11): its completion then
+# either committed before (we read `completed`) or waits for us (and settles our edge).
+PARENT_JOB = """
+UPDATE jobs SET has_dependents = true WHERE id = $1 AND organization_id = $2
+RETURNING queue_name, status
+"""
 
 # $1 org, $2 queue, $3 payload, $4 priority, $5 max_retries (NULL = queue default),
 # $6 timeout (NULL = queue default), $7 scheduled_at, $8 expires_at, $9 idempotency_key, $10 tags,
@@ -142,7 +148,7 @@ def _prior(scope_param: int) -> str:
     return f"""
 prior AS (
     SELECT id, status, assigned_worker_id, lease_id, lease_expires_at, queue_name, started_at,
-           retry_count, max_retries, payload, workflow_id
+           retry_count, max_retries, payload, workflow_id, has_dependents
     FROM jobs WHERE id = $1 AND organization_id = $2
       AND (${scope_param}::text[] IS NULL OR queue_name = ANY(${scope_param}::text[]))
     FOR UPDATE
@@ -155,15 +161,15 @@ WITH {_prior(6)}, done AS (
     UPDATE jobs j SET status = 'completed', result = $5, completed_at = now(),
         lease_expires_at = NULL, updated_at = now()
     FROM prior p WHERE {_FENCE}
-    RETURNING j.id, j.completed_at
-), hist AS (
+    RETURNING j.id, j.completed_at, j.has_dependents, j.workflow_id
+), {settled_cte("done")}, hist AS (
     INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
     SELECT $2, id, 'completed', $3, NULL FROM done
 ), worker AS (
     UPDATE workers SET jobs_processed = jobs_processed + 1
     WHERE id = $3 AND organization_id = $2 AND EXISTS (SELECT 1 FROM done)
 )
-SELECT p.*, (SELECT completed_at FROM done) AS acked_at FROM prior p
+SELECT p.*, (SELECT completed_at FROM done) AS acked_at, {SETTLED_COLUMN} FROM prior p
 """
 
 # $5 error, $6 allow_retry (bool), $7 queue scope.
@@ -180,8 +186,9 @@ WITH {_prior(7)}, done AS (
         completed_at = CASE WHEN $6 AND p.retry_count < p.max_retries THEN NULL ELSE now() END,
         last_error = $5, lease_expires_at = NULL, updated_at = now()
     FROM prior p WHERE {_FENCE}
-    RETURNING j.id, j.status, j.retry_count, j.scheduled_at, j.updated_at
-), dlq AS (
+    RETURNING j.id, j.status, j.retry_count, j.scheduled_at, j.updated_at, j.has_dependents,
+              j.workflow_id
+), {settled_cte("done", "status = 'deadletter'")}, dlq AS (
     INSERT INTO dead_letter_queue (organization_id, job_id, queue_name, reason, original_payload,
                                    error_details)
     SELECT $2, d.id, p.queue_name, $5, p.payload,
@@ -198,7 +205,7 @@ WITH {_prior(7)}, done AS (
     WHERE id = $3 AND organization_id = $2 AND EXISTS (SELECT 1 FROM done)
 )
 SELECT p.*, d.status AS new_status, d.retry_count AS new_retry_count,
-       d.scheduled_at AS next_attempt_at, d.updated_at AS acked_at
+       d.scheduled_at AS next_attempt_at, d.updated_at AS acked_at, {SETTLED_COLUMN}
 FROM prior p LEFT JOIN done d ON d.id = p.id
 """
 
@@ -213,7 +220,7 @@ SELECT p.*, (SELECT lease_expires_at FROM done) AS acked_at FROM prior p
 """
 
 # $1 id, $2 org, $3 queue scope (NULL = all): an out-of-scope job is not found and not touched.
-CANCEL_JOB = """
+CANCEL_JOB = f"""
 WITH prior AS (
     SELECT id, status, queue_name FROM jobs
     WHERE id = $1 AND organization_id = $2 AND ($3::text[] IS NULL OR queue_name = ANY($3))
@@ -221,15 +228,16 @@ WITH prior AS (
 ), done AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = now(), updated_at = now()
     FROM prior p WHERE j.id = p.id AND p.status IN ('pending', 'scheduled')
-    RETURNING j.id
-), hist AS (
+    RETURNING j.id, j.has_dependents, j.workflow_id
+), {settled_cte("done")}, hist AS (
     INSERT INTO job_history (organization_id, job_id, event_type, details)
     SELECT $2, id, 'cancelled', jsonb_build_object('reason', 'cancelled by API') FROM done
 )
-SELECT p.status, p.queue_name, EXISTS (SELECT 1 FROM done) AS cancelled FROM prior p
+SELECT p.status, p.queue_name, EXISTS (SELECT 1 FROM done) AS cancelled, {SETTLED_COLUMN}
+FROM prior p
 """
 
-RETRY_JOB = """
+RETRY_JOB = f"""
 WITH prior AS (
     SELECT id, status, queue_name FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE
 ), done AS (
@@ -237,15 +245,16 @@ WITH prior AS (
         completed_at = NULL, lease_id = NULL, lease_expires_at = NULL, assigned_worker_id = NULL,
         updated_at = now()
     FROM prior p WHERE j.id = p.id AND p.status IN ('failed', 'deadletter')
-    RETURNING j.id
-), dlq AS (
+    RETURNING j.id, j.has_dependents, j.workflow_id
+), {settled_cte("done")}, dlq AS (
     DELETE FROM dead_letter_queue WHERE organization_id = $2 AND job_id IN (SELECT id FROM done)
 ), hist AS (
     INSERT INTO job_history (organization_id, job_id, event_type, details)
     SELECT $2, id, 'retried', jsonb_build_object('old_status', (SELECT status FROM prior))
     FROM done
 )
-SELECT p.status, p.queue_name, EXISTS (SELECT 1 FROM done) AS retried FROM prior p
+SELECT p.status, p.queue_name, EXISTS (SELECT 1 FROM done) AS retried, {SETTLED_COLUMN}
+FROM prior p
 """
 
 SET_PRIORITY = """
@@ -277,7 +286,8 @@ LIMIT $3 OFFSET $4
 """
 
 # DLQ retry: $1 org, $2 queue (nullable), $3 ids (nullable), $4 limit, $5 scope (nullable)
-RETRY_DLQ = """
+# Children of the retried jobs are gated again by the settle tail (CONTRACT §8.9).
+RETRY_DLQ = f"""
 WITH picked AS (
     SELECT id FROM jobs
     WHERE organization_id = $1 AND status = 'deadletter'
@@ -291,23 +301,19 @@ WITH picked AS (
         completed_at = NULL, lease_id = NULL, lease_expires_at = NULL, assigned_worker_id = NULL,
         updated_at = now()
     FROM picked WHERE j.id = picked.id
-    RETURNING j.id, j.queue_name, j.created_at
+    RETURNING j.id, j.queue_name, j.created_at, j.has_dependents, j.workflow_id
 ), dlq AS (
     DELETE FROM dead_letter_queue WHERE organization_id = $1 AND job_id IN (SELECT id FROM done)
-), gate AS (
-    UPDATE jobs c SET dependencies_met = false, updated_at = now()
-    FROM job_dependencies d
-    WHERE d.depends_on_job_id IN (SELECT id FROM done) AND c.id = d.job_id
-      AND c.status IN ('pending', 'scheduled')
-), hist AS (
+), {settled_cte("done")}, hist AS (
     INSERT INTO job_history (organization_id, job_id, event_type, details)
     SELECT $1, id, 'retried', jsonb_build_object('source', 'dlq') FROM done
 )
-SELECT id, queue_name FROM done ORDER BY created_at
+SELECT id, queue_name, {SETTLED_COLUMN} FROM done ORDER BY created_at
 """
 
 # DLQ purge: $1 org, $2 queue (nullable), $3 older_than (nullable), $4 limit, $5 scope (nullable).
 # Also drops orphan audit rows (their job is gone, e.g. by retention) in the same queue filter.
+# `orphans`: jobs that depended on a purged job; the caller settles them (edges are gone then).
 PURGE_DLQ = """
 WITH picked AS (
     SELECT id FROM jobs
@@ -327,5 +333,7 @@ WITH picked AS (
                AND ($5::text[] IS NULL OR a.queue_name = ANY($5))
                AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = a.job_id)))
 )
-SELECT count(*)::bigint FROM gone
+SELECT (SELECT count(*) FROM gone)::bigint AS purged,
+       ARRAY(SELECT DISTINCT d.job_id FROM job_dependencies d
+             WHERE d.depends_on_job_id IN (SELECT id FROM picked)) AS orphans
 """

@@ -18,9 +18,10 @@ from spooled_backend.core.jsonvalue import check_storable
 from spooled_backend.core.pagination import clamp_page, has_more_header
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.core.validators import UtcDatetime, parse_uuid_id, valid_queue_name
-from spooled_backend.jobs import batch, listing, service
+from spooled_backend.jobs import batch, dependencies, listing, service
 from spooled_backend.jobs.rules import parse_order, parse_statuses
 from spooled_backend.jobs.schemas import (
+    AddDependencies,
     BoostPriority,
     BulkCreate,
     ClaimJobs,
@@ -222,12 +223,12 @@ async def retry_dead_letters(request: Request, state: State, conn: Conn, auth: A
 
 
 @router.post("/jobs/dlq/purge")
-async def purge_dead_letters(request: Request, conn: Conn, auth: Auth) -> JSONBody:
+async def purge_dead_letters(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """Delete dead-letter jobs; `confirm: true` required (else 400) → `{purged_count}`."""
     body = await parse_body(request, PurgeDlq)
     return json_response(
         await batch.purge_dead_letters(
-            conn, auth, body.confirm, body.queue_name, body.older_than, body.limit
+            conn, auth, body.confirm, body.queue_name, body.older_than, body.limit, state.events
         )
     )
 
@@ -313,3 +314,27 @@ async def job_history(
         raise ValidationFailed("order_dir", "must be asc or desc", "enum")
     rows, more = await listing.job_history(conn, auth, parse_uuid_id(job_id), page, direction)
     return json_response(rows, headers=has_more_header(more))
+
+
+@router.get("/jobs/{job_id}/dependencies")
+async def job_dependencies(job_id: str, conn: Conn, auth: Auth) -> JSONBody:
+    """`{job_id, dependency_mode, dependencies_met, dependencies, dependents}`, entries
+    `{job_id, queue_name, status, completed, dependency_type}` (CONTRACT §7.6 row 48, R7)."""
+    return json_response(await dependencies.get_dependencies(conn, auth, parse_uuid_id(job_id)))
+
+
+@router.post("/jobs/{job_id}/dependencies")
+async def add_job_dependencies(
+    job_id: str, request: Request, state: State, conn: Conn, auth: Auth
+) -> JSONBody:
+    """`{depends_on | depends_on_job_ids: [id] (1..100), dependency_mode | dependency_type}` →
+    `{job_id, dependencies_added, added_count, dependencies_met, dependency_mode, status}`.
+    404 when the job or a dependency is missing or out of scope; 409 unless pending/scheduled."""
+    body = await parse_body(request, AddDependencies)
+    target = parse_uuid_id(job_id)
+    ids = [parse_uuid_id(d, "Dependency job") for d in body.depends_on]
+    return json_response(
+        await dependencies.add_dependencies(
+            conn, auth, target, ids, body.dependency_mode, state.events
+        )
+    )

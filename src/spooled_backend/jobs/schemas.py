@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from spooled_backend.core.validators import (
     QueueName,
@@ -95,6 +95,21 @@ class PurgeDlq(_Body):
     queue_name: QueueName | None = None
     older_than: UtcDatetime | None = None
     limit: Annotated[StrictInt, Field(ge=1, le=10000)] = 10000
+
+
+class AddDependencies(_Body):
+    """`POST /jobs/{id}/dependencies` (CONTRACT §7.6 row 49, §19 row 17): the Python SDK sends
+    `depends_on` + `dependency_mode`, the Node SDK `depends_on_job_ids` + `dependency_type`."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    depends_on: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=255)]],
+        Field(min_length=1, max_length=100, validation_alias=AliasChoices("depends_on", "depends_on_job_ids")),
+    ]
+    dependency_mode: Literal["all", "any"] = Field(
+        "all", validation_alias=AliasChoices("dependency_mode", "dependency_type")
+    )
 
 
 OrderDir = Literal["asc", "desc"]

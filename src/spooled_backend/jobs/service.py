@@ -25,6 +25,7 @@ from spooled_backend.core.errors import (
 )
 from spooled_backend.core.events import Events
 from spooled_backend.core.jsonvalue import check_storable, json_size
+from spooled_backend.jobs import dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.rules import retry_delay_secs
 from spooled_backend.observability import metrics, tracing
@@ -101,17 +102,22 @@ async def create_job(
         if json_size(job.tags) > 65536:
             raise BadRequest("tags must be at most 64 KiB")
     dependencies_met = True
-    if job.parent_job_id is not None:
-        parent = await conn.fetchrow(q.PARENT_JOB, job.parent_job_id, auth.organization_id)
-        if parent is None or parent["queue_name"] != job.queue_name:
-            raise BadRequest("parent_job_id must reference a job in the same organization and queue")
-        dependencies_met = parent["status"] == "completed"
+    parent_status: str | None = None
     try:
         # Plan quotas (CONTRACT §12.2): new-queue cap, active-jobs pre-check and the daily
         # reservation share the insert's transaction; a duplicate gives its reservation back.
         # Inside a request's transaction no savepoint is needed: a database error aborts the
         # whole request, and a QuotaExceeded is raised before anything is written.
         async with _own_transaction(conn):
+            if job.parent_job_id is not None:
+                # Row-locks the parent until commit (R11): see queries.PARENT_JOB.
+                parent = await conn.fetchrow(q.PARENT_JOB, job.parent_job_id, auth.organization_id)
+                if parent is None or parent["queue_name"] != job.queue_name:
+                    raise BadRequest(
+                        "parent_job_id must reference a job in the same organization and queue"
+                    )
+                parent_status = parent["status"]
+                dependencies_met = parent_status == "completed"
             reservation = await quotas.reserve_jobs(conn, settings, auth, [job.queue_name], 1)
             row = await conn.fetchrow(
                 q.INSERT_JOB,
@@ -138,6 +144,9 @@ async def create_job(
                 await conn.execute(
                     q.INSERT_DEPENDENCY, auth.organization_id, row["id"], job.parent_job_id
                 )
+                if parent_status in ("failed", "deadletter", "cancelled"):
+                    # The parent can no longer succeed: the child is cancelled at once (R11).
+                    await dependencies.settle(conn, events, [], [row["id"]])
     except QuotaExceeded:
         # A replay of an already-created job still answers with its id (§8.5, §3.4).
         if job.idempotency_key is not None:
@@ -250,6 +259,7 @@ async def complete_job(
         max(duration, 0.0), queue=prior["queue_name"], organization=auth.organization_id
     )
     events.job_completed(auth.organization_id, job_id, prior["queue_name"], int(duration * 1000), result)
+    dependencies.emit(events, prior["settled"])
 
 
 @dataclass(frozen=True)
@@ -289,6 +299,7 @@ async def fail_job(
     events.job_failed(
         auth.organization_id, job_id, prior["queue_name"], error, prior["new_retry_count"], new_status
     )
+    dependencies.emit(events, prior["settled"])
     return FailOutcome(
         will_retry=will_retry,
         retry_delay_secs=retry_delay_secs(prior["retry_count"]) if will_retry else 0,
@@ -325,6 +336,7 @@ async def cancel_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str, e
     if not row["cancelled"]:
         raise Conflict(f"Job cannot be cancelled: it is {row['status']}")
     events.job_status(auth.organization_id, job_id, row["queue_name"], row["status"], "cancelled")
+    dependencies.emit(events, row["settled"])
 
 
 async def retry_job(
@@ -343,6 +355,7 @@ async def retry_job(
         await quotas.check_active_jobs_after(conn, settings, auth, 1)
     metrics.JOBS_RETRIED.inc(queue=row["queue_name"], organization=auth.organization_id)
     events.job_status(auth.organization_id, job_id, row["queue_name"], row["status"], "pending")
+    dependencies.emit(events, row["settled"])
     return await get_job(conn, auth, job_id)
 
 

@@ -207,3 +207,20 @@ class EventBus:
             {"queue_name": queue_name, "pending": pending, "processing": processing,
              "completed": completed, "failed": failed},
         )
+
+    # Dependencies and workflows (added by deps-workflows; no realtime envelope in CONTRACT
+    # §14.1 for these — the realtime and webhooks helpers decide what they fan out).
+    def job_released(self, org_id: str, job_id: str, queue_name: str) -> None:
+        pass
+
+    def workflow_completed(
+        self, org_id: str, workflow_id: str, name: str, total_jobs: int, completed_jobs: int,
+        failed_jobs: int,
+    ) -> None:
+        pass
+
+    def workflow_failed(
+        self, org_id: str, workflow_id: str, name: str, total_jobs: int, completed_jobs: int,
+        failed_jobs: int,
+    ) -> None:
+        pass

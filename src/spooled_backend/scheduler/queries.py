@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from spooled_backend.jobs.dependencies import SETTLED_COLUMN, settled_cte
+
 # Due scheduled jobs → pending (CONTRACT §15, every 5 s). $1 batch size.
 ACTIVATE_SCHEDULED = """
 WITH due AS (
@@ -18,7 +20,9 @@ def release_to_retry_or_dlq(picked: str, history_event: str) -> str:
     backoff of §8.3, or to the dead-letter queue (+ audit row) when their retries are exhausted,
     with a history row each. Uses $3 (retry reason) and $4 (exhausted reason); `history_event`
     is the SQL expression naming the history event of a retried job. Ends with the SELECT of
-    `(id, organization_id, queue_name, status, retry_count, last_error)` per released job."""
+    `(id, organization_id, queue_name, status, retry_count, last_error, settled)` per released
+    job; `settled` (the same on every row) holds the dependents/workflow effects of the
+    dead-lettered ones (jobs/dependencies.py)."""
     return (
         """), done AS (
     UPDATE jobs j SET
@@ -33,8 +37,8 @@ def release_to_retry_or_dlq(picked: str, history_event: str) -> str:
         lease_id = NULL, lease_expires_at = NULL, updated_at = now()
     FROM {picked} p WHERE j.id = p.id
     RETURNING j.id, j.organization_id, j.queue_name, j.status, j.retry_count, j.payload,
-              j.last_error, j.assigned_worker_id
-), dlq AS (
+              j.last_error, j.assigned_worker_id, j.has_dependents, j.workflow_id
+), {settled}, dlq AS (
     INSERT INTO dead_letter_queue (organization_id, job_id, queue_name, reason, original_payload,
                                    error_details)
     SELECT organization_id, id, queue_name, last_error, payload,
@@ -47,9 +51,11 @@ def release_to_retry_or_dlq(picked: str, history_event: str) -> str:
            assigned_worker_id, jsonb_build_object('error', last_error, 'retry_count', retry_count)
     FROM done
 )
-SELECT id, organization_id, queue_name, status, retry_count, last_error FROM done
+SELECT id, organization_id, queue_name, status, retry_count, last_error, {settled_column}
+FROM done
 """
-    ).format(picked=picked, history_event=history_event)
+    ).format(picked=picked, history_event=history_event,
+             settled=settled_cte("done", "status = 'deadletter'"), settled_column=SETTLED_COLUMN)
 
 
 # Expired leases → retry with backoff or dead-letter (CONTRACT §8.2). $1 batch size,
@@ -65,8 +71,9 @@ WITH expired AS (
     + release_to_retry_or_dlq("expired", "'lease_expired'")
 )
 
-# pending/scheduled jobs past expires_at are never handed out; they end as cancelled.
-EXPIRE_JOBS = """
+# pending/scheduled jobs past expires_at are never handed out; they end as cancelled (and so
+# do their dependents, via the settle tail).
+EXPIRE_JOBS = f"""
 WITH gone AS (
     SELECT id FROM jobs
     WHERE status IN ('pending', 'scheduled') AND expires_at IS NOT NULL AND expires_at <= now()
@@ -75,13 +82,13 @@ WITH gone AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = now(), updated_at = now(),
         last_error = 'Job expired before it was processed'
     FROM gone WHERE j.id = gone.id
-    RETURNING j.id, j.organization_id, j.queue_name
-), hist AS (
+    RETURNING j.id, j.organization_id, j.queue_name, j.has_dependents, j.workflow_id
+), {settled_cte("done")}, hist AS (
     INSERT INTO job_history (organization_id, job_id, event_type, details)
     SELECT organization_id, id, 'expired', jsonb_build_object('reason', 'expires_at passed')
     FROM done
 )
-SELECT id, organization_id, queue_name FROM done
+SELECT id, organization_id, queue_name, {SETTLED_COLUMN} FROM done
 """
 
 QUEUE_GAUGES = """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from spooled_backend.core.events import Events, NoEvents
+from spooled_backend.jobs import dependencies
 from spooled_backend.observability import metrics
 from spooled_backend.scheduler import queries as q
 
@@ -37,6 +38,8 @@ async def recover_expired_leases(
         sink.job_failed(
             r["organization_id"], r["id"], r["queue_name"], r["last_error"], r["retry_count"], r["status"]
         )
+    if rows:
+        dependencies.emit(sink, rows[0]["settled"])
     return len(rows)
 
 
@@ -46,6 +49,8 @@ async def expire_jobs(conn: asyncpg.Connection, events: Events | None = None) ->
     rows = await conn.fetch(q.EXPIRE_JOBS, BATCH)
     for r in rows:
         sink.job_status(r["organization_id"], r["id"], r["queue_name"], "pending", "cancelled")
+    if rows:
+        dependencies.emit(sink, rows[0]["settled"])
     return len(rows)
 
 

@@ -19,6 +19,7 @@ import asyncpg
 
 from spooled_backend.config import Settings
 from spooled_backend.core.events import Events, NoEvents
+from spooled_backend.jobs import dependencies
 from spooled_backend.observability import metrics
 from spooled_backend.workers import queries as q
 
@@ -73,6 +74,8 @@ async def release_worker_jobs(
             r["retry_count"],
             r["status"],
         )
+    if rows:
+        dependencies.emit(sink, rows[0]["settled"])
     return len(rows)
 
 
