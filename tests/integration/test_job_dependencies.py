@@ -397,3 +397,32 @@ async def test_two_parents_of_a_join_completing_at_once_release_it(api: Api, ten
         assert (await get_job(api, h, child))["dependencies_met"] is True, round_no
         released = [r.named("job_released") for r in recorders]
         assert sorted(len(r) for r in released) == [0, 1], released
+
+
+async def test_backstop_sweep_settles_what_no_transition_settled(api: Api, tenant: dict[str, Any]) -> None:
+    """A parent deleted or ended by a path that did not settle (raw SQL here, e.g. a queue
+    delete) leaves its child waiting; the 10 s sweep releases or cancels it, and finishes a
+    workflow left running with nothing active (CONTRACT §15)."""
+    h = tenant["headers"]
+    events = Recorder()
+    async with api.state.pool.acquire() as c:
+        assert await dependencies.sweep_dependencies(c, events) == 0
+    gone_parent = await create_job(api, h)
+    orphan = await create_job(api, h, parent_job_id=gone_parent)
+    dead_parent = await create_job(api, h)
+    doomed = await create_job(api, h, parent_job_id=dead_parent)
+    wf = (await api.client.post("/api/v1/workflows", json={"name": "stuck", "jobs": [
+        {"key": "a", "queue_name": "q1", "payload": {}}]}, headers=h)).json()
+    await _sql(api, "DELETE FROM jobs WHERE id = $1", gone_parent)
+    await _sql(api, "UPDATE jobs SET status = 'deadletter' WHERE id = $1", dead_parent)
+    await _sql(api, "UPDATE jobs SET status = 'completed' WHERE id = $1", wf["job_ids"][0]["job_id"])
+    async with api.state.pool.acquire() as c, c.transaction():
+        assert await dependencies.sweep_dependencies(c, events) == 3
+    assert (await get_job(api, h, orphan))["dependencies_met"] is True
+    kid = await get_job(api, h, doomed)
+    assert (kid["status"], kid["last_error"]) == ("cancelled", _cancelled_by(dead_parent, "deadletter"))
+    status = (await api.client.get(f"/api/v1/workflows/{wf['workflow_id']}", headers=h)).json()["status"]
+    assert status == "completed"
+    assert [c[1] for c in events.named("workflow_completed")] == [wf["workflow_id"]]
+    async with api.state.pool.acquire() as c:
+        assert await dependencies.sweep_dependencies(c, events) == 0

@@ -355,3 +355,31 @@ async def test_plan_quota_and_scope(api: Api, tenant: dict[str, Any]) -> None:
     assert_error(await api.client.get(f"/api/v1/workflows/{mixed['workflow_id']}", headers=sk), 404, "NOT_FOUND")
     page = (await api.client.get("/api/v1/workflows?limit=2&offset=1&status=bogus", headers=h)).json()
     assert len(page) == 2
+
+
+async def test_node_sdk_body_less_posts_and_dependency_aliases(api: Api, tenant: dict[str, Any]) -> None:
+    """The Node SDK sends `Content-Type: application/json` on body-less POSTs (CONTRACT §1) and
+    `depends_on_job_ids`/`dependency_type` to add dependencies (§19 row 17)."""
+    h = {**tenant["headers"], "content-type": "application/json", "accept": "application/json"}
+    created = await _create(api, h, DIAMOND)
+    wf, ids = created["workflow_id"], {m["key"]: m["job_id"] for m in created["job_ids"]}
+    outside = (await api.client.post("/api/v1/jobs", json={"queue_name": "other", "payload": {}}, headers=h)).json()
+    resp = await api.client.post(f"/api/v1/jobs/{ids['load']}/dependencies",
+                                 json={"depends_on_job_ids": [outside["id"]], "dependency_type": "all"}, headers=h)
+    assert resp.status_code == 200 and resp.json()["dependencies_added"] == 1
+    got = (await api.client.get(f"/api/v1/jobs/{ids['load']}/dependencies", headers=h)).json()
+    assert {d["job_id"] for d in got["dependencies"]} == {ids["clean"], ids["enrich"], outside["id"]}
+    downstream = (await api.client.post("/api/v1/jobs", json={"queue_name": "other", "payload": {}},
+                                        headers=h)).json()["id"]
+    await api.client.post(f"/api/v1/jobs/{downstream}/dependencies", json={"depends_on_job_ids": [ids["load"]]},
+                          headers=h)
+    resp = await api.client.post(f"/api/v1/workflows/{wf}/cancel", content=b"", headers=h)
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+    resp = await api.client.post(f"/api/v1/workflows/{wf}/retry", content=b"{}", headers=h)
+    assert_error(resp, 400, "BAD_REQUEST")
+    # a job outside the workflow waiting for one of its jobs is cancelled with it; a job the
+    # workflow waited for is untouched
+    after = await get_job(api, h, downstream)
+    assert (after["status"], after["last_error"]) == (
+        "cancelled", f"Cancelled: parent job {ids['load']} ended cancelled, so this job can no longer run")
+    assert (await get_job(api, h, outside["id"]))["status"] == "pending"

@@ -221,3 +221,41 @@ async def add_dependencies(
 
 def needs_settling(row: Mapping[str, Any]) -> bool:
     return bool(row.get("has_dependents")) or row.get("workflow_id") is not None
+
+
+# ---- backstop sweep (CONTRACT §15 "Dependency / workflow sweep") ---------------------------
+
+# Waiting jobs whose dependencies would now let them run or doom them (their parents ended on
+# a path that did not settle them, e.g. a row deleted by a queue delete), and jobs of
+# workflows left pending/running with nothing active. $1 batch size. Normally empty: every
+# terminal path settles in its own statement.
+STRAGGLERS = """
+SELECT COALESCE(ARRAY(
+    SELECT c.id FROM jobs c
+    LEFT JOIN job_dependencies d ON d.job_id = c.id
+    LEFT JOIN jobs p ON p.id = d.depends_on_job_id
+    WHERE NOT c.dependencies_met AND c.status IN ('pending', 'scheduled')
+    GROUP BY c.id
+    HAVING count(p.id) = 0
+        OR (c.dependency_mode = 'any' AND (bool_or(p.status = 'completed')
+            OR bool_and(p.status IN ('failed', 'deadletter', 'cancelled'))))
+        OR (c.dependency_mode <> 'any' AND (bool_and(p.status = 'completed')
+            OR bool_or(p.status IN ('failed', 'deadletter', 'cancelled'))))
+    LIMIT $1
+), '{}') AS gated,
+COALESCE(ARRAY(
+    SELECT (SELECT j.id FROM jobs j WHERE j.workflow_id = w.id LIMIT 1) FROM workflows w
+    WHERE w.status IN ('pending', 'running')
+      AND EXISTS (SELECT 1 FROM jobs j WHERE j.workflow_id = w.id)
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.workflow_id = w.id
+                        AND j.status IN ('pending', 'scheduled', 'processing'))
+    LIMIT $1
+), '{}') AS workflow_jobs
+"""
+
+
+async def sweep_dependencies(conn: asyncpg.Connection, events: Events, batch: int = 500) -> int:
+    """Settle what no transition settled (see STRAGGLERS); returns how many effects."""
+    row = await conn.fetchrow(STRAGGLERS, batch)
+    effects = await settle(conn, events, row["workflow_jobs"], row["gated"])
+    return len(effects)

@@ -13,6 +13,7 @@ import structlog
 
 from spooled_backend.core import tenancy
 from spooled_backend.core.state import AppState
+from spooled_backend.jobs import dependencies
 from spooled_backend.scheduler import recovery
 from spooled_backend.workers import liveness
 
@@ -68,6 +69,9 @@ async def supervise(pool: asyncpg.Pool, loop: Loop, stop: asyncio.Event) -> None
             pass
 
 
+DEPENDENCY_SWEEP_SECS = 10.0
+
+
 def default_loops(state: AppState) -> list[Loop]:
     s = state.settings
     events = state.events
@@ -82,6 +86,9 @@ def default_loops(state: AppState) -> list[Loop]:
         # healthy → degraded → offline by missed heartbeats; offline workers' jobs recovered
         Loop("worker_liveness", s.scheduler_worker_liveness_interval_secs,
              lambda c: liveness.sweep_workers(c, s, events)),
+        # backstop: dependents/workflows a transition did not settle (CONTRACT §15)
+        Loop("dependency_sweep", DEPENDENCY_SWEEP_SECS,
+             lambda c: dependencies.sweep_dependencies(c, events)),
     ]
 
 
