@@ -383,3 +383,42 @@ async def test_node_sdk_body_less_posts_and_dependency_aliases(api: Api, tenant:
     assert (after["status"], after["last_error"]) == (
         "cancelled", f"Cancelled: parent job {ids['load']} ended cancelled, so this job can no longer run")
     assert (await get_job(api, h, outside["id"]))["status"] == "pending"
+
+
+async def test_cancel_racing_a_completing_job_neither_deadlocks_nor_revives(
+    api: Api, tenant: dict[str, Any]
+) -> None:
+    """Workflow cancel and the root's complete in concurrent transactions, both orders: no
+    deadlock, the workflow ends cancelled and every waiting job cancelled."""
+    import asyncio
+
+    from spooled_backend.core.context import AuthContext
+    from spooled_backend.core.events import NoEvents
+    from spooled_backend.jobs import service as jobs_service
+    from spooled_backend.workflows import service as wf_service
+
+    h = tenant["headers"]
+    auth = AuthContext(organization_id=tenant["org_id"], api_key_id="k", plan_tier="enterprise")
+    for round_no in range(12):
+        body = {"name": f"race {round_no}", "jobs": [{"key": "root", "queue_name": "race", "payload": {}}] + [
+            {"key": f"kid{i}", "queue_name": "race", "payload": {}, "depends_on": ["root"]} for i in range(4)]}
+        created = await _create(api, h, body)
+        wf = created["workflow_id"]
+        lease = (await claim(api, h, queue="race"))[0]
+
+        async def complete(delay: float, lease: dict[str, Any] = lease) -> None:
+            async with api.state.pool.acquire() as c, c.transaction():
+                await jobs_service.complete_job(c, auth, lease["id"], "w1", lease["lease_id"], None, NoEvents())
+                await asyncio.sleep(delay)
+
+        async def cancel(delay: float, wf: str = wf) -> None:
+            async with api.state.pool.acquire() as c, c.transaction():
+                await wf_service.cancel_workflow(c, auth, wf, NoEvents())
+                await asyncio.sleep(delay)
+
+        slow = 0.02 * (round_no % 3)
+        await asyncio.wait_for(asyncio.gather(complete(slow), cancel(0.02 - slow / 2)), timeout=20)
+        detail = await _workflow(api, h, wf)
+        assert detail["status"] == "cancelled", round_no
+        assert {j["key"]: j["status"] for j in detail["jobs"]} == {
+            "root": "completed", **{f"kid{i}": "cancelled" for i in range(4)}}, round_no

@@ -90,6 +90,14 @@ WHERE w.id = $1 AND w.organization_id = $2
         SELECT 1 FROM jobs j WHERE j.workflow_id = w.id AND NOT j.queue_name = ANY($3)))
 """
 
+# Lock order everywhere: jobs (parent, then its waiting dependents) before the workflow row,
+# as the settle function does; cancel locks the workflow's waiting jobs first.
+LOCK_WAITING_JOBS = """
+SELECT id FROM jobs
+WHERE workflow_id = $1 AND organization_id = $2 AND status IN ('pending', 'scheduled')
+ORDER BY id FOR UPDATE
+"""
+
 LOCK_WORKFLOW = """
 SELECT id, status FROM workflows WHERE id = $1 AND organization_id = $2 FOR UPDATE
 """

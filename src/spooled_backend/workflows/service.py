@@ -318,6 +318,8 @@ async def cancel_workflow(
     cancelled one answers as it is."""
     await _workflow_row(conn, auth, workflow_id)
     async with conn.transaction():
+        # jobs before the workflow row: a job completing meanwhile locks them in that order
+        await conn.execute(q.LOCK_WAITING_JOBS, workflow_id, auth.organization_id)
         locked = await conn.fetchrow(q.LOCK_WORKFLOW, workflow_id, auth.organization_id)
         if locked["status"] == "completed":
             raise Conflict("Workflow is already completed")
