@@ -1,1 +1,1 @@
-"""Benchmarks that print tables (`python bench/throughput.py`); never collected by pytest."""
+"""The benchmark suite: `python3 bench/run.py [--size smoke|full]` (see README, Benchmarks)."""

@@ -1,7 +1,7 @@
 """The real server as a user starts it: `spooled-backend serve` in a subprocess.
 
 No DATABASE_URL, so it starts the embedded PostgreSQL in `SPOOLED_DATA_DIR/postgres`; loopback
-ports only. Used by the e2e suite and by bench/throughput.py.
+ports only. Used by the e2e suite.
 """
 
 from __future__ import annotations
