@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from spooled_backend.config import Settings
-from spooled_backend.core import handlers
+from spooled_backend.core import apidocs, handlers, openapi
 from spooled_backend.core import middleware as http_middleware
 from spooled_backend.core.state import AppState
 from spooled_backend.db.listener import Listener, listen_dsn
@@ -115,9 +115,12 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         version=package_version(),
         lifespan=lifespan,
         redirect_slashes=False,
-        docs_url="/docs",
+        docs_url=None,  # offline Swagger UI / ReDoc from core/apidocs.py
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
+    openapi.install(app)
+    app.include_router(apidocs.docs_router(app.title))
     metrics.configure(settings.metrics_organization_label, settings.metrics_max_queue_labels)
     tracing.configure_tracing(settings.otel_exporter_otlp_endpoint, settings.otel_service_name,
                               package_version())

@@ -167,14 +167,20 @@ async def test_portal_without_stripe(api: Api, tenant: dict[str, Any]) -> None:
     unconfigured = await api.client.post(
         url, json={"return_url": "https://spooled.cloud/settings"}, headers=h
     )
-    assert unconfigured.status_code == 500
-    assert unconfigured.json()["code"] == "CONFIGURATION_ERROR"
-    assert "STRIPE_SECRET_KEY" in unconfigured.json()["message"]
+    # CONTRACT §21 R9: not available here → 503, never 500; whatever the return_url
+    assert unconfigured.status_code == 503
+    assert unconfigured.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert unconfigured.json()["message"] == (
+        "Billing (STRIPE_SECRET_KEY) is not configured on this server"
+    )
     bad = await api.client.post(url, json={"return_url": "https://evil.example.com/x"}, headers=h)
-    assert bad.status_code == 400 and bad.json()["code"] == "VALIDATION_ERROR"
+    assert bad.status_code == 503 and bad.json()["code"] == "SERVICE_UNAVAILABLE"
     assert (await api.client.post(url, json={}, headers=h)).status_code == 422
     missing = await deliver(api, event("invoice.paid", {}))
-    assert missing.status_code == 500 and missing.json()["code"] == "CONFIGURATION_ERROR"
+    assert missing.status_code == 503 and missing.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert "STRIPE_BILLING_WEBHOOK_SECRET" in missing.json()["message"]
+    unsigned = await api.client.post("/api/v1/billing/webhook", content=b"")
+    assert unsigned.status_code == 503 and unsigned.json()["code"] == "SERVICE_UNAVAILABLE"
 
 
 async def test_portal_with_stripe(billing_api: Api, fake_stripe: FakeStripe) -> None:

@@ -216,12 +216,29 @@ async def test_webhook_token_routes(api: Api, tenant: dict[str, Any]) -> None:
     assert new["webhook_token"] != got["webhook_token"]
     again = (await api.client.get(f"{ORG_URL}/webhook-token", headers=h)).json()
     assert again["webhook_token"] == new["webhook_token"]
+    assert got["token"] == got["webhook_token"] and new["token"] == new["webhook_token"]  # R4
+    # CONTRACT §21 R3: clear removes the token (200); confirm: false is refused
+    refused = await api.client.post(
+        f"{ORG_URL}/webhook-token/clear", json={"confirm": False}, headers=h
+    )
+    assert refused.status_code == 400 and refused.json()["code"] == "BAD_REQUEST"
+    assert "confirm" in refused.json()["message"]
+    assert (await api.client.get(f"{ORG_URL}/webhook-token", headers=h)).json() == again
     clear = await api.client.post(
         f"{ORG_URL}/webhook-token/clear", json={"confirm": True}, headers=h
     )
-    assert clear.status_code == 400 and clear.json()["code"] == "VALIDATION_ERROR"
-    assert (await api.client.get(f"{ORG_URL}/webhook-token", headers=h)).json() == again
+    assert clear.status_code == 200, clear.text
+    assert clear.json() == {"webhook_token": None, "token": None, "webhook_url": got["webhook_url"]}
+    assert (await api.client.get(f"{ORG_URL}/webhook-token", headers=h)).json() == clear.json()
+    org = (await api.client.get(f"{ORG_URL}/{tenant['org_id']}", headers=h)).json()
+    assert "webhook_token" not in org["settings"]
+    # no body at all (older SDKs) clears too, and regenerate brings a token back
+    again_clear = await api.client.post(f"{ORG_URL}/webhook-token/clear", headers=h)
+    assert again_clear.status_code == 200 and again_clear.json()["webhook_token"] is None
+    back = (await api.client.post(f"{ORG_URL}/webhook-token/regenerate", headers=h)).json()
+    assert back["webhook_token"].startswith("whk_")
     scoped = await scoped_key(api, tenant, ["q1"])
-    for method, path in (("GET", "webhook-token"), ("POST", "webhook-token/regenerate")):
+    for method, path in (("GET", "webhook-token"), ("POST", "webhook-token/regenerate"),
+                         ("POST", "webhook-token/clear")):
         resp = await api.client.request(method, f"{ORG_URL}/{path}", headers=api.as_key(scoped))
         assert resp.status_code == 403 and resp.json()["code"] == "ACCESS_DENIED"

@@ -76,8 +76,12 @@ async def test_register_generated_and_supplied_ids(api: Api, tenant: dict[str, A
         "updated_at": worker["updated_at"],
         "jobs_processed": 0,
         "jobs_failed": 0,
+        # CONTRACT §21 R5: the raw names too (the dashboard's worker page reads them)
+        "max_concurrent_jobs": 2,
+        "current_job_count": 0,
+        "created_at": worker["registered_at"],
     }
-    for key in ("last_heartbeat", "registered_at", "updated_at"):
+    for key in ("last_heartbeat", "registered_at", "updated_at", "created_at"):
         assert RFC3339_Z.match(worker[key])
 
 
@@ -183,7 +187,14 @@ async def test_list_summary_shape_and_order(api: Api, tenant: dict[str, Any]) ->
         "last_heartbeat",
         "jobs_processed",
         "jobs_failed",
+        "max_concurrent_jobs",
+        "current_job_count",
+        "registered_at",
+        "created_at",
     }
+    assert listed[0]["current_job_count"] == listed[0]["current_jobs"]
+    assert listed[0]["max_concurrent_jobs"] == listed[0]["max_concurrency"]
+    assert listed[0]["created_at"] == listed[0]["registered_at"]
 
 
 async def test_job_counters_follow_acks(api: Api, tenant: dict[str, Any]) -> None:

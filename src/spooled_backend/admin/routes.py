@@ -12,16 +12,24 @@ from starlette.responses import Response
 
 from spooled_backend.admin import service
 from spooled_backend.admin.queries import SORT_COLUMNS
-from spooled_backend.admin.schemas import AdminCreateOrganization, AdminUpdateOrganization
-from spooled_backend.api_keys.schemas import AdminCreateApiKey
+from spooled_backend.admin.schemas import (
+    AdminCreateOrganization,
+    AdminOrgDetail,
+    AdminOrgList,
+    AdminUpdateOrganization,
+    PlatformStats,
+)
+from spooled_backend.api_keys.schemas import AdminCreateApiKey, ApiKeyCreated
 from spooled_backend.auth.admin import require_admin_key
 from spooled_backend.core.body import parse_body
 from spooled_backend.core.deps import Conn, State, state_of
 from spooled_backend.core.errors import ValidationFailed
 from spooled_backend.core.jsonvalue import string_problem
+from spooled_backend.core.openapi import ADMIN, doc
 from spooled_backend.core.pagination import clamp_page
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.core.validators import parse_uuid_id
+from spooled_backend.organizations.schemas import Organization, OrganizationCreated, PlanLimits
 
 
 async def require_admin(request: Request) -> None:
@@ -48,7 +56,7 @@ def _bool_param(value: str | None, field: str) -> bool:
     return parsed
 
 
-@router.get("/organizations")
+@router.get("/organizations", **doc(AdminOrgList, errors=(400,), auth=ADMIN))
 async def list_organizations(
     state: State,
     conn: Conn,
@@ -88,21 +96,27 @@ async def list_organizations(
     return json_response(result)
 
 
-@router.post("/organizations", status_code=201)
+@router.post(
+    "/organizations", status_code=201,
+    **doc(OrganizationCreated, body=AdminCreateOrganization, errors=(409,), auth=ADMIN),
+)
 async def create_organization(request: Request, state: State, conn: Conn) -> JSONBody:
     """201 `{organization, api_key}`; 400 bad fields, 409 slug/billing email taken."""
     body = await parse_body(request, AdminCreateOrganization)
     return json_response(await service.create_organization(conn, state.settings, body), status=201)
 
 
-@router.get("/organizations/{org_id}")
+@router.get("/organizations/{org_id}", **doc(AdminOrgDetail, errors=(404,), auth=ADMIN))
 async def get_organization(org_id: str, state: State, conn: Conn) -> JSONBody:
     """Organization + `usage_info`, `api_keys_count`, `total_jobs`; 404."""
     org_id = _org_id(org_id)
     return json_response(await service.get_organization(conn, state.settings, org_id))
 
 
-@router.patch("/organizations/{org_id}")
+@router.patch(
+    "/organizations/{org_id}",
+    **doc(Organization, body=AdminUpdateOrganization, errors=(404, 409), auth=ADMIN),
+)
 async def update_organization(org_id: str, request: Request, conn: Conn) -> JSONBody:
     """Organization after the change; 400, 404, 409 (billing email)."""
     org_id = _org_id(org_id)
@@ -110,7 +124,9 @@ async def update_organization(org_id: str, request: Request, conn: Conn) -> JSON
     return json_response(await service.update_organization(conn, org_id, body))
 
 
-@router.delete("/organizations/{org_id}", status_code=204)
+@router.delete(
+    "/organizations/{org_id}", status_code=204, **doc(None, errors=(400, 404), auth=ADMIN)
+)
 async def delete_organization(org_id: str, conn: Conn, hard_delete: str | None = None) -> Response:
     """204; soft by default, `?hard_delete=true` removes the organization and all its data."""
     org_id = _org_id(org_id)
@@ -118,7 +134,10 @@ async def delete_organization(org_id: str, conn: Conn, hard_delete: str | None =
     return empty_response()
 
 
-@router.post("/organizations/{org_id}/api-keys", status_code=201)
+@router.post(
+    "/organizations/{org_id}/api-keys", status_code=201,
+    **doc(ApiKeyCreated, body=AdminCreateApiKey, errors=(404, 409), auth=ADMIN),
+)
 async def create_api_key(org_id: str, request: Request, state: State, conn: Conn) -> JSONBody:
     """201 `{id, key, name, created_at, expires_at, queues}` (queues default `["*"]`); 404."""
     org_id = _org_id(org_id)
@@ -127,7 +146,10 @@ async def create_api_key(org_id: str, request: Request, state: State, conn: Conn
     return json_response(created, status=201)
 
 
-@router.post("/organizations/{org_id}/reset-usage", status_code=204)
+@router.post(
+    "/organizations/{org_id}/reset-usage", status_code=204,
+    **doc(None, errors=(404,), auth=ADMIN),
+)
 async def reset_usage(org_id: str, conn: Conn) -> Response:
     """204; today's job counter back to 0. 404."""
     org_id = _org_id(org_id)
@@ -135,14 +157,14 @@ async def reset_usage(org_id: str, conn: Conn) -> Response:
     return empty_response()
 
 
-@router.get("/stats")
+@router.get("/stats", **doc(PlatformStats, auth=ADMIN))
 async def stats(state: State, conn: Conn) -> JSONBody:
     """Platform-wide counts (see `service.platform_stats`)."""
     uptime = int((datetime.now(UTC) - state.started_at).total_seconds())
     return json_response(await service.platform_stats(conn, state.version, uptime))
 
 
-@router.get("/plans")
+@router.get("/plans", **doc(list[PlanLimits], auth=ADMIN))
 async def plans(state: State) -> JSONBody:
     """`[PlanLimits]` for free, starter, pro, enterprise."""
     return json_response(service.plans(state.settings))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from spooled_backend.core.openapi import Out
 from spooled_backend.core.validators import StrictBool, StrictInt
 
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9 _.()\-]{1,100}$")
@@ -72,3 +73,29 @@ class UpdateApiKey(BaseModel):
     rate_limit: RateLimit | None = None
     is_active: StrictBool | None = None
     expires_at: Expiry | None = None
+
+
+# --- response bodies (documentation: routes answer plain dicts of these shapes) ---
+
+
+class ApiKey(Out):
+    id: str
+    organization_id: str
+    name: str
+    key_prefix: str | None = Field(None, description="sk_live_ / sk_test_ (sp_ for older keys)")
+    queues: list[str]
+    rate_limit: int | None = None
+    is_active: bool
+    created_at: datetime
+    last_used: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class ApiKeyCreated(Out):
+    id: str
+    key: str = Field(description="the raw key, shown only once")
+    name: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    queues: list[str]
+    key_prefix: str | None = None

@@ -15,6 +15,14 @@ from spooled_backend.auth import email_login, sessions, tokens
 from spooled_backend.auth.admin import admin_key_matches
 from spooled_backend.auth.mailer import mailer_for
 from spooled_backend.auth.schemas import (
+    AccessToken,
+    EmailCheck,
+    EmailStarted,
+    EmailVerified,
+    Me,
+    SignupCompleted,
+    TokenPair,
+    TokenValidation,
     EmailStart,
     EmailVerify,
     Login,
@@ -28,6 +36,7 @@ from spooled_backend.config import Settings
 from spooled_backend.core.body import parse_body, parse_optional_body
 from spooled_backend.core.deps import Auth, Conn, State
 from spooled_backend.core.errors import AccessDenied, AuthenticationFailed
+from spooled_backend.core.openapi import JWT, NONE, doc
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.ratelimit import rules
 from spooled_backend.ratelimit.middleware import STATE_KEY
@@ -53,7 +62,7 @@ async def _limit_login(state: State, request: Request, raw_key: str) -> None:
     request.state.rate_limit = rules.tightest([d for d in (current, decision) if d is not None])
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", **doc(TokenPair, body=Login, errors=(401,), auth=NONE))
 async def login(request: Request, state: State, conn: Conn) -> JSONBody:
     """API key → `{access_token, refresh_token, token_type: "Bearer", expires_in,
     refresh_expires_in}` (seconds). 400 key shorter than 10; 401 `Invalid credentials`;
@@ -67,7 +76,7 @@ async def login(request: Request, state: State, conn: Conn) -> JSONBody:
     return json_response(result)
 
 
-@router.post("/auth/refresh")
+@router.post("/auth/refresh", **doc(AccessToken, body=Refresh, errors=(401,), auth=NONE))
 async def refresh(request: Request, state: State, conn: Conn) -> JSONBody:
     """Refresh token → `{access_token, token_type, expires_in}` (new `jti`, same `sid`).
     401 for anything but a live refresh token of a usable key."""
@@ -79,7 +88,10 @@ async def refresh(request: Request, state: State, conn: Conn) -> JSONBody:
     return json_response(result)
 
 
-@router.post("/auth/logout", status_code=204, response_model=None)
+@router.post(
+    "/auth/logout", status_code=204,
+    **doc(None, body=Logout, body_required=False, errors=(503,), auth=JWT),
+)
 async def logout(request: Request, state: State, auth: Auth) -> Response:
     """Revoke the access token, its session and an optional `{refresh_token}` → 204.
     401 for API keys and bad tokens; 503 without Redis."""
@@ -91,14 +103,14 @@ async def logout(request: Request, state: State, auth: Auth) -> Response:
     return empty_response(204)
 
 
-@router.get("/auth/me")
+@router.get("/auth/me", **doc(Me, auth=JWT))
 async def me(conn: Conn, auth: Auth) -> JSONBody:
     """`{organization_id, api_key_id, queues, issued_at, expires_at, organization}`; access JWT
     only (API keys and refresh tokens → 401)."""
     return json_response(await sessions.me(conn, auth))
 
 
-@router.post("/auth/validate")
+@router.post("/auth/validate", **doc(TokenValidation, body=Validate, auth=NONE))
 async def validate(request: Request, state: State) -> JSONBody:
     """`{token}` → 200 `{valid, error?, claims?}` (never 401)."""
     body = await parse_body(request, Validate)
@@ -108,7 +120,7 @@ async def validate(request: Request, state: State) -> JSONBody:
     return json_response(result)
 
 
-@router.post("/auth/email/start")
+@router.post("/auth/email/start", **doc(EmailStarted, body=EmailStart, errors=(503,), auth=NONE))
 async def email_start(request: Request, state: State, conn: Conn) -> JSONBody:
     """`{email}` → `{message, email_sent_to, email_to, expires_in}`. 429 after 5 codes/hour for
     the address; 503 when no email provider can send (production without SMTP)."""
@@ -119,7 +131,7 @@ async def email_start(request: Request, state: State, conn: Conn) -> JSONBody:
     return json_response(result)
 
 
-@router.post("/auth/email/verify")
+@router.post("/auth/email/verify", **doc(EmailVerified, body=EmailVerify, errors=(401,), auth=NONE))
 async def email_verify(request: Request, state: State) -> JSONBody:
     """`{email, code}` → `{type: "login", …tokens}` or `{type: "signup", signup_token, email,
     expires_in}`; 401 `Invalid or expired code` / `Too many attempts`. Attempts are committed
@@ -135,14 +147,22 @@ async def email_verify(request: Request, state: State) -> JSONBody:
     return json_response(outcome.body)
 
 
-@router.get("/auth/check-email")
+@router.get("/auth/check-email", **doc(EmailCheck, errors=(400,), auth=NONE))
+@router.get(
+    "/auth/email/check", operation_id="check_email_alias",
+    **doc(EmailCheck, errors=(400,), auth=NONE, description="Alias of `GET /auth/check-email` "
+          "(older SDKs call it; CONTRACT §21 R6)."),
+)
 async def check_email(state: State, conn: Conn, email: str | None = None) -> JSONBody:
     """`?email=` → `{available, exists, signup_enabled, has_organizations}`; 400 bad email;
     429 over 10/min or 60/h per client IP."""
     return json_response(await email_login.check_email(conn, state.settings, email_param(email)))
 
 
-@router.post("/auth/signup/complete", status_code=201)
+@router.post(
+    "/auth/signup/complete", status_code=201,
+    **doc(SignupCompleted, body=SignupComplete, errors=(401, 403, 409), auth=NONE),
+)
 async def signup_complete(request: Request, state: State, conn: Conn) -> JSONBody:
     """`{signup_token, name, slug}` → 201 `{organization, api_key, access_token, refresh_token,
     token_type, expires_in}`. 403 when EMAIL_SIGNUP_ENABLED=false or registration is closed

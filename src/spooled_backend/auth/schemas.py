@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from spooled_backend.core.errors import ValidationFailed
+from spooled_backend.core.openapi import Out
 
 
 def normalise_email(value: str) -> str:
@@ -70,3 +72,100 @@ class SignupComplete(_Body):
     signup_token: Annotated[str, Field(min_length=10, max_length=200)]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     slug: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+# --- response bodies (documentation: routes answer plain dicts of these shapes) ---
+
+
+class TokenPair(Out):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="seconds")
+    refresh_expires_in: int = Field(description="seconds")
+
+
+class AccessToken(Out):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="seconds")
+
+
+class MeOrganization(Out):
+    id: str
+    name: str
+    slug: str
+    plan_tier: str
+    billing_email: str | None = None
+
+
+class Me(Out):
+    organization_id: str
+    api_key_id: str
+    queues: list[str]
+    issued_at: datetime
+    expires_at: datetime
+    organization: MeOrganization | None
+
+
+class TokenClaims(Out):
+    sub: str
+    org_id: str
+    api_key_id: str
+    iat: int
+    exp: int
+    nbf: int
+    jti: str
+    queues: list[str]
+    token_type: str
+    sid: str | None = None
+
+
+class TokenValidation(Out):
+    valid: bool
+    error: str | None = None
+    claims: TokenClaims | None = None
+
+
+class EmailStarted(Out):
+    message: str
+    email_sent_to: str
+    email_to: str | None = None
+    expires_in: int | None = None
+
+
+class EmailVerified(Out):
+    """`type: "login"` carries the token pair; `type: "signup"` a `signup_token`."""
+
+    type: Literal["login", "signup"]
+    access_token: str | None = None
+    refresh_token: str | None = None
+    token_type: str | None = None
+    expires_in: int | None = None
+    refresh_expires_in: int | None = None
+    signup_token: str | None = None
+    email: str | None = None
+
+
+class EmailCheck(Out):
+    available: bool
+    exists: bool
+    signup_enabled: bool
+    has_organizations: bool | None = None
+
+
+class SignupOrganization(Out):
+    id: str
+    name: str
+    slug: str
+    billing_email: str | None = None
+
+
+class SignupCompleted(Out):
+    organization: SignupOrganization
+    api_key: str
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+

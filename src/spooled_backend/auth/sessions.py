@@ -197,10 +197,13 @@ async def me(conn: asyncpg.Connection, auth: AuthContext) -> dict[str, Any]:
 
 
 async def validate(secret: str, revocations: Revocations, token: str) -> dict[str, Any]:
-    """`POST /auth/validate` → always `{valid, error?, claims?}` (CONTRACT §7.2)."""
+    """`POST /auth/validate` → always `{valid, error?, claims?}` (CONTRACT §7.2). Only access
+    tokens are valid: a refresh token answers `{valid: false}` (§21 R12)."""
     try:
         claims = tokens.decode(token, secret)
     except tokens.TokenError:
+        return {"valid": False, "error": "Invalid token"}
+    if claims.token_type != tokens.ACCESS:
         return {"valid": False, "error": "Invalid token"}
     if await revocations.is_revoked(claims.jti, claims.sid):
         return {"valid": False, "error": REVOKED}

@@ -1,6 +1,7 @@
 """Billing status and the Stripe customer portal (CONTRACT §7.4), via the official `stripe`
-library. Stripe is optional: without STRIPE_SECRET_KEY the portal answers 500
-CONFIGURATION_ERROR (as in the contract), while the status route always works."""
+library. Stripe is optional: without STRIPE_SECRET_KEY the portal answers 503
+SERVICE_UNAVAILABLE (CONTRACT §21 R9: not available here, never a 500), while the status route
+always works."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ import stripe
 from spooled_backend.billing import queries as q
 from spooled_backend.config import Settings
 from spooled_backend.core.context import AuthContext
-from spooled_backend.core.errors import BadRequest, InternalError, NotFound, ValidationFailed
+from spooled_backend.core.errors import BadRequest, NotFound, ServiceUnavailable, ValidationFailed
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
-def not_configured(what: str) -> InternalError:
-    """500 CONFIGURATION_ERROR: an operator setting is missing (never caused by the request)."""
-    return InternalError(f"{what} is not configured on this server", code="CONFIGURATION_ERROR")
+def not_configured(what: str) -> ServiceUnavailable:
+    """503 SERVICE_UNAVAILABLE: billing is not set up on this server (CONTRACT §21 R9)."""
+    return ServiceUnavailable(f"{what} is not configured on this server")
 
 
 def stripe_client(settings: Settings) -> tuple[stripe.StripeClient, stripe.HTTPXClient]:
@@ -91,13 +92,13 @@ async def create_portal_session(
 ) -> dict[str, str]:
     """Stripe billing-portal session for the caller's customer → `{url}`.
 
-    400 bad `return_url` or "No billing account found" (no customer yet); 500
-    CONFIGURATION_ERROR without STRIPE_SECRET_KEY; 403 for scoped keys (checked by the route);
-    a failing Stripe call is a 500 INTERNAL_ERROR whose body does not repeat Stripe's message.
+    503 SERVICE_UNAVAILABLE without STRIPE_SECRET_KEY (checked first, §21 R9); 400 bad
+    `return_url` or "No billing account found" (no customer yet); 403 for scoped keys (checked
+    by the route); a failing Stripe call is a 503 whose body does not repeat Stripe's message.
     """
-    check_return_url(settings, return_url)
     if not settings.stripe_secret_key:
         raise not_configured("Billing (STRIPE_SECRET_KEY)")
+    check_return_url(settings, return_url)
     row = await conn.fetchrow(q.BILLING_STATUS, auth.organization_id)
     if row is None:
         raise NotFound("Organization not found")
@@ -110,7 +111,7 @@ async def create_portal_session(
     try:
         session = await client.v1.billing_portal.sessions.create_async(params)  # type: ignore[arg-type]
     except stripe.StripeError as exc:
-        raise InternalError("Billing provider request failed", code="INTERNAL_ERROR") from exc
+        raise ServiceUnavailable("Billing provider request failed") from exc
     finally:
         await http.close_async()
     return {"url": str(session.url)}

@@ -152,7 +152,7 @@ async def handle_webhook(
     """Verify, claim, apply → `{received: true, duplicate?: true}`.
 
     401 bad/missing/stale signature; 400 malformed event; 409 while another delivery of the same
-    event is being processed; 500 CONFIGURATION_ERROR without STRIPE_BILLING_WEBHOOK_SECRET.
+    event is being processed; 503 SERVICE_UNAVAILABLE without STRIPE_BILLING_WEBHOOK_SECRET.
     An error while applying releases the claim and propagates (5xx: Stripe retries).
     """
     secret = settings.stripe_billing_webhook_secret

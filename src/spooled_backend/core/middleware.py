@@ -111,7 +111,12 @@ class RequestContextMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 if api:
                     headers.append((b"x-api-version", b"1"))
-                headers.extend(self.security_headers)
+                if any(k == b"content-security-policy" for k, _ in headers):
+                    # a page with its own policy (the offline /docs and /redoc)
+                    headers.extend(h for h in self.security_headers
+                                   if h[0] != b"content-security-policy")
+                else:
+                    headers.extend(self.security_headers)
                 message["headers"] = headers
                 if tracing.ENABLED:  # before the response ends the server span
                     tracing.name_http_span(scope["method"], getattr(scope.get("route"), "path", None))

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AwareDatetime, Strict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Strict, model_validator
 
 from spooled_backend.core.errors import NotFound, ValidationFailed
 
@@ -121,3 +121,36 @@ def _check_webhook_url(value: str) -> str:
 
 
 WebhookUrl = Annotated[str, AfterValidator(_check_webhook_url)]
+
+
+def _drop_null_defaults(cls: Any, data: Any) -> Any:
+    if isinstance(data, dict):
+        for name, field in cls.model_fields.items():
+            if name in data and data[name] is None and not field.is_required() \
+                    and field.default is not None:
+                data = {k: v for k, v in data.items() if k != name}
+    return data
+
+
+def _document_null(schema: dict[str, Any], cls: Any) -> None:
+    for name, field in cls.model_fields.items():
+        prop = schema.get("properties", {}).get(name)
+        if prop is None or field.is_required() or field.default is None or "anyOf" in prop:
+            continue
+        default = prop.pop("default", None)
+        title = prop.pop("title", None)
+        schema["properties"][name] = {"anyOf": [prop, {"type": "null"}], "default": default,
+                                      **({"title": title} if title else {})}
+
+
+class NullMeansDefault(BaseModel):
+    """Request bodies where an explicit `null` means "use the default" for every optional field
+    with a default (CONTRACT §21 R13: `priority: null` is 0, like `max_retries: null`).
+    Required fields still refuse null; the JSON schema shows those fields as nullable."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_document_null)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: Any) -> Any:
+        return _drop_null_defaults(cls, data)

@@ -8,9 +8,11 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter
 
 from spooled_backend.core.deps import Auth, Conn, State
+from spooled_backend.core.openapi import doc
 from spooled_backend.core.responses import JSONBody, json_response
 from spooled_backend.core.state import AppState
 from spooled_backend.dashboard import service
+from spooled_backend.dashboard.schemas import Dashboard
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 
@@ -31,7 +33,7 @@ def _cache_probe(state: AppState) -> Callable[[], Awaitable[bool]]:
     return probe
 
 
-@router.get("/dashboard")
+@router.get("/dashboard", **doc(Dashboard))
 async def dashboard(state: State, conn: Conn, auth: Auth) -> JSONBody:
     """The dashboard document, restricted to the caller's organization and queue scope."""
     body = await service.dashboard(

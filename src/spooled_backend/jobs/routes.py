@@ -15,20 +15,37 @@ from spooled_backend.core.body import parse_body, parse_optional_body, validatio
 from spooled_backend.core.deps import Auth, Conn, State
 from spooled_backend.core.errors import BadRequest, NotFound, ValidationFailed
 from spooled_backend.core.jsonvalue import check_storable
+from spooled_backend.core.openapi import doc
 from spooled_backend.core.pagination import clamp_page, has_more_header
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.core.validators import UtcDatetime, parse_uuid_id, valid_queue_name
 from spooled_backend.jobs import batch, dependencies, listing, service
 from spooled_backend.jobs.rules import parse_order, parse_statuses
 from spooled_backend.jobs.schemas import (
+    Acked,
     AddDependencies,
     BoostPriority,
     BulkCreate,
+    BulkResult,
     ClaimJobs,
+    ClaimResult,
+    DependenciesAdded,
     CompleteJob,
     CreateJob,
+    DlqPurged,
+    DlqRetried,
     FailJob,
+    FailResult,
     HeartbeatJob,
+    HeartbeatResult,
+    HistoryEvent,
+    Job,
+    JobCreated,
+    JobDependencies,
+    JobStats,
+    JobStatusItem,
+    JobSummary,
+    PriorityChanged,
     PurgeDlq,
     RetryDlq,
 )
@@ -85,7 +102,11 @@ def _filter(
     )
 
 
-@router.post("/jobs", status_code=201)
+@router.post(
+    "/jobs", status_code=201,
+    **doc(JobCreated, body=CreateJob, errors=(403, 413),
+          also={200: (JobCreated, "Idempotency-key hit: the existing job, nothing changed")}),
+)
 async def create_job(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """Create a job → 201 `{id, created: true}`, or 200 `{id, created: false}` on an
     idempotency-key hit (nothing changes). 400/422 validation, 403 scope, 413 payload."""
@@ -95,7 +116,7 @@ async def create_job(request: Request, state: State, conn: Conn, auth: Auth) -> 
     return json_response({"id": job_id, "created": created}, status=201 if created else 200)
 
 
-@router.get("/jobs")
+@router.get("/jobs", **doc(list[JobSummary], errors=(400,)))
 async def list_jobs(
     conn: Conn,
     auth: Auth,
@@ -122,7 +143,7 @@ async def list_jobs(
     return json_response(rows, headers=has_more_header(more))
 
 
-@router.get("/jobs/stats")
+@router.get("/jobs/stats", **doc(JobStats, errors=(400, 404)))
 async def job_stats(
     conn: Conn, auth: Auth, queue_name: str | None = None, queue: str | None = None
 ) -> JSONBody:
@@ -133,7 +154,7 @@ async def job_stats(
     return json_response(await service.job_stats(conn, auth, name))
 
 
-@router.get("/jobs/status")
+@router.get("/jobs/status", **doc(list[JobStatusItem], errors=(400,)))
 async def batch_status(conn: Conn, auth: Auth, ids: str = "") -> JSONBody:
     """`?ids=a,b,c` (≤100) → `[{id, status, queue_name, retry_count, created_at, completed_at}]`;
     unknown and out-of-scope ids are omitted; more than 100 ids → 400."""
@@ -151,14 +172,14 @@ async def batch_status(conn: Conn, auth: Auth, ids: str = "") -> JSONBody:
     return json_response(await service.batch_status(conn, auth, valid))
 
 
-@router.post("/jobs/bulk")
+@router.post("/jobs/bulk", **doc(BulkResult, body=BulkCreate, errors=(403,)))
 async def bulk_enqueue(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """Up to 100 jobs into one queue; per-item results (CONTRACT §7.6)."""
     body = await parse_body(request, BulkCreate)
     return json_response(await batch.bulk_create(conn, state.settings, auth, body, state.events))
 
 
-@router.post("/jobs/claim")
+@router.post("/jobs/claim", **doc(ClaimResult, body=ClaimJobs, errors=(403,)))
 async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """Lease up to `limit` ready jobs → `{jobs: [{id, queue_name, payload, retry_count,
     max_retries, timeout_seconds, lease_expires_at, lease_id}]}`; empty when idle or paused.
@@ -185,7 +206,7 @@ async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> 
     return json_response({"jobs": out})
 
 
-@router.get("/jobs/dlq")
+@router.get("/jobs/dlq", **doc(list[JobSummary], errors=(400,)))
 async def list_dead_letters(
     conn: Conn,
     auth: Auth,
@@ -211,7 +232,9 @@ async def list_dead_letters(
     return json_response(rows, headers=has_more_header(more))
 
 
-@router.post("/jobs/dlq/retry")
+@router.post(
+    "/jobs/dlq/retry", **doc(DlqRetried, body=RetryDlq, body_required=False, errors=(403,))
+)
 async def retry_dead_letters(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """deadletter → pending → `{retried_count, retried_jobs, job_ids, skipped_jobs}`."""
     body = await parse_optional_body(request, RetryDlq)
@@ -222,7 +245,7 @@ async def retry_dead_letters(request: Request, state: State, conn: Conn, auth: A
     )
 
 
-@router.post("/jobs/dlq/purge")
+@router.post("/jobs/dlq/purge", **doc(DlqPurged, body=PurgeDlq, errors=(403,)))
 async def purge_dead_letters(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """Delete dead-letter jobs; `confirm: true` required (else 400) → `{purged_count}`."""
     body = await parse_body(request, PurgeDlq)
@@ -233,20 +256,20 @@ async def purge_dead_letters(request: Request, state: State, conn: Conn, auth: A
     )
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", **doc(Job, errors=(404,)))
 async def get_job(job_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """The Job object; 404 when missing, another organization's, or out of scope."""
     return json_response(await service.get_job(conn, auth, parse_uuid_id(job_id)))
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
+@router.delete("/jobs/{job_id}", status_code=204, **doc(None, errors=(404, 409)))
 async def cancel_job(job_id: str, state: State, conn: Conn, auth: Auth):  # type: ignore[no-untyped-def]
     """pending/scheduled → cancelled (204); 409 in other states."""
     await service.cancel_job(conn, auth, parse_uuid_id(job_id), state.events)
     return empty_response()
 
 
-@router.post("/jobs/{job_id}/retry")
+@router.post("/jobs/{job_id}/retry", **doc(Job, errors=(404, 409)))
 async def retry_job(job_id: str, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """failed/deadletter → pending with retry_count 0; returns the Job. 409 otherwise; 429
     QUOTA_EXCEEDED past `max_active_jobs`."""
@@ -255,14 +278,18 @@ async def retry_job(job_id: str, state: State, conn: Conn, auth: Auth) -> JSONBo
     )
 
 
-@router.put("/jobs/{job_id}/priority")
+@router.put(
+    "/jobs/{job_id}/priority", **doc(PriorityChanged, body=BoostPriority, errors=(404,))
+)
 async def boost_priority(job_id: str, request: Request, conn: Conn, auth: Auth) -> JSONBody:
     """`{priority}` −100..100 → `{job_id, old_priority, new_priority}`; 404 unless pending/scheduled."""
     body = await parse_body(request, BoostPriority)
     return json_response(await service.set_priority(conn, auth, parse_uuid_id(job_id), body.priority))
 
 
-@router.post("/jobs/{job_id}/complete")
+@router.post(
+    "/jobs/{job_id}/complete", **doc(Acked, body=CompleteJob, errors=(404, 409))
+)
 async def complete_job(job_id: str, request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """`{worker_id, lease_id, result?}` → `{success: true}`. 409 LEASE_EXPIRED for an expired or
     replaced lease, 409 CONFLICT "Job is already completed" on replay, 404 not found/not owned."""
@@ -274,7 +301,7 @@ async def complete_job(job_id: str, request: Request, state: State, conn: Conn, 
     return json_response({"success": True})
 
 
-@router.post("/jobs/{job_id}/fail")
+@router.post("/jobs/{job_id}/fail", **doc(FailResult, body=FailJob, errors=(404, 409)))
 async def fail_job(job_id: str, request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """`{worker_id, lease_id, error}` → `{success: true, will_retry, retry_delay_secs}`;
     retry with backoff (§8.3) or dead-letter. Same 404/409 rules as complete."""
@@ -287,7 +314,9 @@ async def fail_job(job_id: str, request: Request, state: State, conn: Conn, auth
     )
 
 
-@router.post("/jobs/{job_id}/heartbeat")
+@router.post(
+    "/jobs/{job_id}/heartbeat", **doc(HeartbeatResult, body=HeartbeatJob, errors=(404, 409))
+)
 async def heartbeat_job(job_id: str, request: Request, conn: Conn, auth: Auth) -> JSONBody:
     """`{worker_id, lease_id, lease_duration_secs}` → `{success: true, lease_expires_at}`."""
     body = await parse_body(request, HeartbeatJob)
@@ -297,7 +326,7 @@ async def heartbeat_job(job_id: str, request: Request, conn: Conn, auth: Auth) -
     return json_response({"success": True, "lease_expires_at": expires})
 
 
-@router.get("/jobs/{job_id}/history")
+@router.get("/jobs/{job_id}/history", **doc(list[HistoryEvent], errors=(400, 404)))
 async def job_history(
     job_id: str,
     conn: Conn,
@@ -316,14 +345,17 @@ async def job_history(
     return json_response(rows, headers=has_more_header(more))
 
 
-@router.get("/jobs/{job_id}/dependencies")
+@router.get("/jobs/{job_id}/dependencies", **doc(JobDependencies, errors=(404,)))
 async def job_dependencies(job_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """`{job_id, dependency_mode, dependencies_met, dependencies, dependents}`, entries
     `{job_id, queue_name, status, completed, dependency_type}` (CONTRACT §7.6 row 48, R7)."""
     return json_response(await dependencies.get_dependencies(conn, auth, parse_uuid_id(job_id)))
 
 
-@router.post("/jobs/{job_id}/dependencies")
+@router.post(
+    "/jobs/{job_id}/dependencies",
+    **doc(DependenciesAdded, body=AddDependencies, errors=(404, 409)),
+)
 async def add_job_dependencies(
     job_id: str, request: Request, state: State, conn: Conn, auth: Auth
 ) -> JSONBody:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field
 
+from spooled_backend.core.openapi import Out
 from spooled_backend.core.validators import (
+    NullMeansDefault,
     QueueName,
     StrictBool,
     StrictInt,
@@ -21,8 +24,8 @@ IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255)]
 LeaseSecs = Annotated[StrictInt, Field(ge=5, le=3600)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class _Body(NullMeansDefault):
+    """`null` on an optional field means its default (CONTRACT §21 R13)."""
 
 
 class CreateJob(_Body):
@@ -113,3 +116,178 @@ class AddDependencies(_Body):
 
 
 OrderDir = Literal["asc", "desc"]
+
+
+# --- response bodies (documentation: routes answer plain dicts of these shapes) ---
+
+
+class JobCreated(Out):
+    id: str
+    created: bool = Field(description="false on an idempotency-key hit (HTTP 200)")
+
+
+class Job(Out):
+    id: str
+    organization_id: str
+    queue_name: str
+    status: str
+    payload: Any
+    result: Any = None
+    retry_count: int
+    max_retries: int
+    last_error: str | None = None
+    created_at: datetime
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime | None = None
+    priority: int
+    tags: dict[str, Any] | list[Any] | None = None
+    timeout_seconds: int
+    parent_job_id: str | None = None
+    completion_webhook: str | None = None
+    assigned_worker_id: str | None = None
+    lease_id: str | None = Field(None, description="only while processing")
+    lease_expires_at: datetime | None = None
+    idempotency_key: str | None = None
+    updated_at: datetime
+    workflow_id: str | None = None
+    dependency_mode: str | None = None
+    dependencies_met: bool | None = None
+
+
+class JobSummary(Out):
+    id: str
+    queue_name: str
+    status: str
+    priority: int
+    attempt: int = Field(description="same as retry_count")
+    retry_count: int
+    max_retries: int
+    job_type: str
+    last_error: str | None = None
+    created_at: datetime
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class JobStats(Out):
+    pending: int
+    scheduled: int
+    processing: int
+    completed: int
+    failed: int
+    deadletter: int
+    cancelled: int
+    total: int
+
+
+class JobStatusItem(Out):
+    id: str
+    status: str
+    queue_name: str
+    retry_count: int
+    created_at: datetime
+    completed_at: datetime | None = None
+
+
+class BulkSucceeded(Out):
+    index: int
+    job_id: str
+    created: bool
+
+
+class BulkFailed(Out):
+    index: int
+    error: str
+
+
+class BulkResult(Out):
+    succeeded: list[BulkSucceeded]
+    failed: list[BulkFailed]
+    total: int
+    success_count: int
+    failure_count: int
+
+
+class ClaimedJob(Out):
+    id: str
+    queue_name: str
+    payload: Any
+    retry_count: int
+    max_retries: int
+    timeout_seconds: int
+    lease_expires_at: datetime
+    lease_id: str
+    priority: int
+
+
+class ClaimResult(Out):
+    jobs: list[ClaimedJob]
+
+
+class Acked(Out):
+    success: bool
+
+
+class FailResult(Out):
+    success: bool
+    will_retry: bool
+    retry_delay_secs: int
+
+
+class HeartbeatResult(Out):
+    success: bool
+    lease_expires_at: datetime
+
+
+class PriorityChanged(Out):
+    job_id: str
+    old_priority: int
+    new_priority: int
+
+
+class HistoryEvent(Out):
+    id: str
+    job_id: str
+    event_type: str
+    worker_id: str | None = None
+    details: Any = None
+    created_at: datetime
+
+
+class DlqRetried(Out):
+    retried_count: int
+    retried_jobs: list[str]
+    job_ids: list[str]
+    skipped_jobs: list[str]
+
+
+class DlqPurged(Out):
+    purged_count: int
+
+
+class DependencyEdge(Out):
+    job_id: str
+    queue_name: str
+    status: str
+    completed: bool | None = None
+    dependency_type: str | None = None
+
+
+class JobDependencies(Out):
+    job_id: str
+    dependency_mode: str
+    dependencies_met: bool
+    dependencies: list[DependencyEdge]
+    dependents: list[DependencyEdge]
+
+
+class DependenciesAdded(Out):
+    job_id: str
+    dependencies_added: int
+    added_count: int
+    dependencies_met: bool
+    dependency_mode: str
+    status: str

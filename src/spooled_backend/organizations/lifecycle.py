@@ -218,10 +218,12 @@ async def get_webhook_token(
     org = await own_org(conn, auth, auth.organization_id)
     org_settings = org["settings"] if isinstance(org["settings"], dict) else {}
     token = org_settings.get("webhook_token")
-    return {
-        "webhook_token": token if isinstance(token, str) else None,
-        "webhook_url": webhook_url(settings, auth.organization_id),
-    }
+    return token_view(settings, auth.organization_id, token if isinstance(token, str) else None)
+
+
+def token_view(settings: Settings, org_id: str, token: str | None) -> dict[str, Any]:
+    """`{webhook_token, token, webhook_url}`: `token` repeats the value for the Node SDK (§21 R4)."""
+    return {"webhook_token": token, "token": token, "webhook_url": webhook_url(settings, org_id)}
 
 
 async def regenerate_webhook_token(
@@ -232,4 +234,16 @@ async def regenerate_webhook_token(
     token = new_webhook_token()
     if await conn.fetchval(q.SET_WEBHOOK_TOKEN, auth.organization_id, token) is None:
         raise NotFound("Organization not found")
-    return {"webhook_token": token, "webhook_url": webhook_url(settings, auth.organization_id)}
+    return token_view(settings, auth.organization_id, token)
+
+
+async def clear_webhook_token(
+    conn: asyncpg.Connection, settings: Settings, auth: AuthContext
+) -> dict[str, Any]:
+    """Remove the ingest token (CONTRACT §21 R3) → `{webhook_token: null, token: null,
+    webhook_url}`. Unrestricted keys only; incoming custom webhooks are refused until a new
+    token is generated."""
+    auth.require_unrestricted()
+    if await conn.fetchval(q.CLEAR_WEBHOOK_TOKEN, auth.organization_id) is None:
+        raise NotFound("Organization not found")
+    return token_view(settings, auth.organization_id, None)

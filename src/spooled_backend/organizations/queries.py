@@ -65,6 +65,16 @@ ORDER BY created_at ASC, id ASC
 LIMIT 100
 """
 
+# CONTRACT §21 R3: removes the ingest token (custom incoming webhooks refused until regenerated).
+CLEAR_WEBHOOK_TOKEN = """
+UPDATE organizations
+SET settings = CASE WHEN jsonb_typeof(settings) = 'object' THEN settings - 'webhook_token'
+                    ELSE '{}'::jsonb END,
+    updated_at = now()
+WHERE id = $1 AND plan_tier <> 'deleted'
+RETURNING id
+"""
+
 SET_WEBHOOK_TOKEN = """
 UPDATE organizations
 SET settings = jsonb_set(CASE WHEN jsonb_typeof(settings) = 'object' THEN settings

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spooled_backend.core.jsonvalue import check_storable, json_size
+from spooled_backend.core.openapi import Out
 from spooled_backend.core.validators import StrictBool, StrictInt
 
 RATE_LIMIT_MAX = 100_000  # jobs per second; larger values are clamped (CONTRACT §7.8)
@@ -52,3 +54,46 @@ class PauseQueue(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+# --- response bodies (documentation: routes answer plain dicts of these shapes) ---
+
+
+class QueueSummary(Out):
+    queue_name: str
+    max_retries: int
+    default_timeout: int = Field(description="seconds")
+    rate_limit: int | None = Field(None, description="jobs per second; null = unlimited")
+    enabled: bool
+
+
+class QueueConfig(QueueSummary):
+    id: str = Field(description='"implicit:<name>" for a queue that has jobs but no config row')
+    organization_id: str
+    settings: dict[str, Any]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class QueueStats(Out):
+    queue_name: str
+    pending_jobs: int
+    processing_jobs: int
+    completed_jobs_24h: int
+    failed_jobs_24h: int
+    avg_processing_time_ms: float | None = None
+    max_job_age_seconds: int | None = None
+    active_workers: int
+
+
+class QueuePaused(Out):
+    queue_name: str
+    paused: bool
+    paused_at: datetime
+    reason: str | None = None
+
+
+class QueueResumed(Out):
+    queue_name: str
+    resumed: bool
+    paused_duration_secs: int

@@ -22,7 +22,7 @@ API = "/api/v1"
 PUBLIC_AUTH = frozenset(
     f"{API}/auth/{p}"
     for p in ("login", "refresh", "validate", "email/start", "email/verify", "check-email",
-              "signup/complete")
+              "email/check", "signup/complete")
 )
 SLUG_HELPERS = frozenset({f"{API}/organizations/check-slug", f"{API}/organizations/generate-slug"})
 
@@ -33,7 +33,7 @@ def route_rules(method: str, path: str, settings_rps: int, settings_burst: int) 
         return [rules.ADMIN_IP]
     public = rules.public_ip(settings_rps, settings_burst)
     if path in PUBLIC_AUTH:
-        if path.endswith("/check-email"):
+        if path.endswith(("/check-email", "/email/check")):
             return [public, *rules.CHECK_EMAIL_IP]
         return [public]
     if path in SLUG_HELPERS:

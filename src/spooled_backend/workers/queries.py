@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from spooled_backend.scheduler.queries import release_to_retry_or_dlq
 
+# Both name sets (CONTRACT §21 R5): the public names the SDKs read and the raw column names the
+# official dashboard reads (its worker page renders nothing without `created_at`).
 WORKER_COLUMNS = """
     id, organization_id, queue_name, queue_names, hostname, worker_type,
     max_concurrent_jobs AS max_concurrency, current_job_count AS current_jobs, status,
     last_heartbeat, metadata, version, created_at AS registered_at, updated_at,
-    jobs_processed, jobs_failed
+    jobs_processed, jobs_failed, max_concurrent_jobs, current_job_count, created_at
 """
 
 # Who owns a worker id, and whether it is counted against `max_workers` right now.

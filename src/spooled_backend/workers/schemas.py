@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spooled_backend.core.jsonvalue import json_size
-from spooled_backend.core.validators import WORKER_ID_RE, QueueName, StrictInt
+from spooled_backend.core.openapi import Out
+from spooled_backend.core.validators import WORKER_ID_RE, NullMeansDefault, QueueName, StrictInt
 
 METADATA_MAX_BYTES = 65_536
 HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -20,7 +22,7 @@ def _metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-class RegisterWorker(BaseModel):
+class RegisterWorker(NullMeansDefault):
     model_config = ConfigDict(extra="ignore")
 
     queue_name: QueueName
@@ -50,7 +52,7 @@ class RegisterWorker(BaseModel):
         return value
 
 
-class WorkerHeartbeat(BaseModel):
+class WorkerHeartbeat(NullMeansDefault):
     model_config = ConfigDict(extra="ignore")
 
     current_jobs: Annotated[StrictInt, Field(ge=0, le=1000)]
@@ -58,3 +60,40 @@ class WorkerHeartbeat(BaseModel):
     metadata: dict[str, Any] | None = None
 
     _check_metadata = field_validator("metadata")(_metadata)
+
+
+# --- response bodies (documentation: routes answer plain dicts of these shapes) ---
+
+
+class WorkerRegistered(Out):
+    id: str
+    queue_name: str
+    lease_duration_secs: int
+    heartbeat_interval_secs: int
+
+
+class WorkerSummary(Out):
+    """Public names and the raw column names (CONTRACT §21 R5)."""
+
+    id: str
+    queue_name: str
+    hostname: str
+    status: str
+    current_jobs: int
+    current_job_count: int
+    max_concurrency: int
+    max_concurrent_jobs: int
+    last_heartbeat: datetime
+    registered_at: datetime
+    created_at: datetime
+    jobs_processed: int | None = None
+    jobs_failed: int | None = None
+
+
+class Worker(WorkerSummary):
+    organization_id: str
+    queue_names: list[str]
+    worker_type: str | None = None
+    metadata: dict[str, Any]
+    version: str | None = None
+    updated_at: datetime

@@ -34,6 +34,10 @@ SUMMARY_KEYS = (
     "last_heartbeat",
     "jobs_processed",
     "jobs_failed",
+    "max_concurrent_jobs",  # raw names too (CONTRACT §21 R5)
+    "current_job_count",
+    "registered_at",
+    "created_at",
 )
 
 
