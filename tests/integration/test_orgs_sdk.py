@@ -170,7 +170,9 @@ async def test_billing_through_sdk(api: Api, tenant: dict[str, Any]) -> None:
     async with sdk(api, tenant["key"]) as client:
         status = await client.billing.get_status()
         assert status.plan_tier == "enterprise" and status.has_stripe_customer is False
-        with pytest.raises(ServerError):  # Stripe not configured: 500 CONFIGURATION_ERROR
-            await client.billing.create_portal({"return_url": "https://spooled.cloud/x"})
-        with pytest.raises(ValidationError):
-            await client.billing.create_portal({"return_url": "https://elsewhere.example.com/"})
+        # Stripe not configured: 503 SERVICE_UNAVAILABLE (CONTRACT §21 R9), whatever the URL
+        for url in ("https://spooled.cloud/x", "https://elsewhere.example.com/"):
+            with pytest.raises(ServerError) as unavailable:
+                await client.billing.create_portal({"return_url": url})
+            assert unavailable.value.status_code == 503
+            assert unavailable.value.code == "SERVICE_UNAVAILABLE"
