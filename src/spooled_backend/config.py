@@ -179,7 +179,9 @@ class Settings(BaseSettings):
 
     @property
     def api_key_prefix(self) -> str:
-        return "sp_live_" if self.is_production else "sp_test_"
+        """New keys: `sk_live_` in production, `sk_test_` otherwise (CONTRACT §21 R2); `sp_`
+        keys issued before keep authenticating (auth/keys.py KEY_PREFIXES)."""
+        return "sk_live_" if self.is_production else "sk_test_"
 
     @property
     def cors_origins(self) -> list[str]:

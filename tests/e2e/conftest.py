@@ -88,7 +88,7 @@ def make_tenant(server: ServerProcess) -> Callable[[], Tenant]:
         with SpooledClient(api_key=server.bootstrap_key(), base_url=server.base_url) as admin:
             created = admin.organizations.create({"name": f"E2E {slug}", "slug": slug})
         assert created.organization.slug == slug
-        assert created.api_key.key.startswith("sp_test_")
+        assert created.api_key.key.startswith("sk_test_")
         return Tenant(created.organization.id, slug, created.api_key.key, server.base_url)
 
     return make

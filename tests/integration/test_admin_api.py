@@ -52,7 +52,7 @@ async def test_create_get_patch_org(api: Api) -> None:
     key = resp.json()["api_key"]
     assert org["plan_tier"] == "pro" and org["custom_limits"] == {"max_queues": 3}
     assert org["settings"]["region"] == "eu" and org["settings"]["webhook_token"].startswith("whk_")
-    assert key["name"] == "Initial Admin Key" and key["key"].startswith("sp_test_")
+    assert key["name"] == "Initial Admin Key" and key["key"].startswith("sk_test_")
     oid = org["id"]
 
     detail = (await api.client.get(f"{BASE}/organizations/{oid}", headers=ADMIN)).json()

@@ -41,7 +41,7 @@ async def test_create_list_get_update_revoke(api: Api, tenant: dict[str, Any]) -
     )
     assert resp.status_code == 201, resp.text
     created = resp.json()
-    assert created["key"].startswith("sp_test_") and len(created["key"]) == 51
+    assert created["key"].startswith("sk_test_") and len(created["key"]) == 51
     assert created["queues"] == ["emails", "sms"] and created["name"] == "CI key (prod)"
     assert created["expires_at"].startswith(expires[:19])
 
@@ -61,7 +61,7 @@ async def test_create_list_get_update_revoke(api: Api, tenant: dict[str, Any]) -
     assert all("key" not in k and "key_hash" not in k for k in listed)
     one = (await api.client.get(f"{URL}/{created['id']}", headers=h)).json()
     assert one["is_active"] is True and one["rate_limit"] == 600
-    assert one["organization_id"] == tenant["org_id"] and one["key_prefix"] == "sp_test_"
+    assert one["organization_id"] == tenant["org_id"] and one["key_prefix"] == "sk_test_"
 
     upd = await api.client.put(
         f"{URL}/{created['id']}",
@@ -163,10 +163,10 @@ async def test_production_prefix(api: Api, db_url: str) -> None:
     )
     async with second_replica(prod, db_url) as api2:
         created = await api2.create_org("prod-org")
-        assert created["api_key"]["key"].startswith("sp_live_")
+        assert created["api_key"]["key"].startswith("sk_live_")  # CONTRACT §21 R2
         h = api2.as_key(created["api_key"]["key"])
         made = await api2.client.post(URL, json={"name": "live"}, headers=h)
-        assert made.json()["key"].startswith("sp_live_")
+        assert made.json()["key"].startswith("sk_live_") and made.json()["key_prefix"] == "sk_live_"
 
 
 async def test_legacy_sk_keys_authenticate(api: Api, tenant: dict[str, Any]) -> None:

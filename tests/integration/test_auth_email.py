@@ -130,7 +130,7 @@ async def test_signup_flow_over_smtp(smtp_settings: Settings, db_url: str, smtp:
         created = done.json()
         assert created["organization"]["slug"] == "new-co"
         assert created["organization"]["billing_email"] == "new.user@example.com"
-        assert created["api_key"].startswith("sp_test_")
+        assert created["api_key"].startswith("sk_test_")
         assert created["token_type"] == "Bearer" and created["expires_in"] == 86400
         jobs = await api.client.get("/api/v1/jobs", headers=bearer(created["api_key"]))
         assert jobs.status_code == 200

@@ -167,3 +167,44 @@ async def test_unknown_worker_is_404_through_sdk(api: Api, tenant: dict[str, Any
             await client.workers.get("no-such-worker")
     job_id = await create_job(api, tenant["headers"])
     assert (await claim(api, tenant["headers"]))[0]["id"] == job_id
+
+
+async def test_new_keys_are_sk_and_issued_sp_keys_keep_working(api: Api, tenant: dict[str, Any]) -> None:
+    """R2: new keys `sk_test_` (non-production; `sk_live_` in production, test_api_keys.py);
+    `sp_` keys already issued keep authenticating: rows as the earlier schema stored them, one
+    with its lookup hash (minted by this service before R2) and one without (older rows)."""
+    from spooled_backend.auth import keys
+
+    h = tenant["headers"]
+    assert tenant["key"].startswith("sk_test_") and len(tenant["key"]) == len("sk_test_") + 43
+    made = (await api.client.post("/api/v1/api-keys", json={"name": "new"}, headers=h)).json()
+    assert made["key"].startswith("sk_test_") and made["key_prefix"] == "sk_test_"
+    listed = (await api.client.get(f"/api/v1/api-keys/{made['id']}", headers=h)).json()
+    assert listed["key_prefix"] == "sk_test_"
+    admin_made = await api.create_org()
+    assert admin_made["api_key"]["key"].startswith("sk_test_")
+
+    old_hashed = keys.generate_api_key("sp_test_")
+    old_bare = keys.generate_api_key("sp_live_")
+    async with api.state.pool.acquire() as c:
+        for raw, lookup in ((old_hashed, keys.lookup_hash(old_hashed)), (old_bare, None)):
+            await c.execute(
+                """INSERT INTO api_keys (organization_id, key_hash, key_prefix, lookup_hash, name,
+                                         queues)
+                   VALUES ($1, $2, $3, $4, 'issued before R2', '{}')""",
+                tenant["org_id"], keys.hash_key(raw, 4), raw[:8], lookup,
+            )
+    for raw in (old_hashed, old_bare):
+        async with sdk_client(api, raw) as client:
+            job = await client.jobs.create({"queue_name": "legacy-keys", "payload": {}})
+            assert (await client.jobs.get(job.id)).queue_name == "legacy-keys"
+            tokens = await client.auth.login({"api_key": raw})
+            assert tokens.access_token.startswith("eyJ")  # JWTs are still told apart by `eyJ`
+        me = await api.client.get("/api/v1/auth/me", headers=api.as_key(tokens.access_token))
+        assert me.status_code == 200 and me.json()["organization_id"] == tenant["org_id"]
+    async with api.state.pool.acquire() as c:
+        backfilled = await c.fetchval(
+            "SELECT lookup_hash FROM api_keys WHERE key_prefix = 'sp_live_' AND organization_id = $1",
+            tenant["org_id"],
+        )
+    assert backfilled == keys.lookup_hash(old_bare)

@@ -25,8 +25,8 @@ async def test_create_shape_and_token(api: Api) -> None:
     assert org["billing_email"] == "ops@acme.example.com"
     assert re.fullmatch(r"whk_[A-Za-z0-9_-]{32}", org["settings"]["webhook_token"])
     key = created["api_key"]
-    assert key["name"] == "Initial Admin Key" and key["key"].startswith("sp_test_")
-    assert len(key["key"]) == len("sp_test_") + 43
+    assert key["name"] == "Initial Admin Key" and key["key"].startswith("sk_test_")
+    assert len(key["key"]) == len("sk_test_") + 43
     assert org["created_at"].endswith("Z") and org["updated_at"].endswith("Z")
 
 

@@ -56,7 +56,7 @@ async def test_organizations_through_sdk(api: Api, tenant: dict[str, Any]) -> No
             {"name": "SDK Made", "slug": "sdk-made", "billing_email": "sdk@made.example.com"}
         )
         assert created.organization.slug == "sdk-made" and created.api_key.key.startswith(
-            "sp_test_"
+            "sk_test_"
         )
         orgs = await client.organizations.list()
         assert [o.id for o in orgs] == [tenant["org_id"]]
@@ -97,7 +97,7 @@ async def test_api_keys_through_sdk(api: Api) -> None:
                 "expires_at": "2099-01-01T00:00:00Z",
             }
         )
-        assert made.key.startswith("sp_test_") and made.expires_at is not None
+        assert made.key.startswith("sk_test_") and made.expires_at is not None
         listed = await client.api_keys.list()
         assert [k.name for k in listed] == ["sdk key", "Initial Admin Key"]
         one = await client.api_keys.get(made.id)
@@ -142,7 +142,7 @@ async def test_admin_through_sdk(api: Api) -> None:
             }
         )
         oid = made.organization.id
-        assert made.organization.plan_tier == "starter" and made.api_key.key.startswith("sp_test_")
+        assert made.organization.plan_tier == "starter" and made.api_key.key.startswith("sk_test_")
         orgs = await client.admin.list_organizations({"plan_tier": "starter"})
         assert [o.id for o in orgs] == [oid]
         assert (await client.admin.list_organizations())[0].id == oid
@@ -153,7 +153,7 @@ async def test_admin_through_sdk(api: Api) -> None:
         )
         assert patched.plan_tier == "pro" and patched.custom_limits is None
         key = await client.admin.create_api_key(oid, {"name": "ops", "rate_limit": 50})
-        assert key.key.startswith("sp_test_")
+        assert key.key.startswith("sk_test_")
         await client.admin.reset_usage(oid)
         stats = await client.admin.get_stats()
         assert stats.organizations.total == 1

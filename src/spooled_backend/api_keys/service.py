@@ -31,7 +31,7 @@ async def create_api_key(
     rate_limit: int | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[str, asyncpg.Record]:
-    """Mint and store a key (`sp_live_` in production, `sp_test_` otherwise) → (raw key, row).
+    """Mint and store a key (`sk_live_` in production, `sk_test_` otherwise, §21 R2) → (raw key, row).
 
     No quota check and no validation: callers (org creation, `create_key`, admin) do those.
     The bcrypt hash (cost `API_KEY_BCRYPT_COST`) runs in a thread.
