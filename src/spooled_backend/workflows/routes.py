@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from spooled_backend.core.body import parse_body
 from spooled_backend.core.deps import Auth, Conn, State
+from spooled_backend.core.openapi import doc
 from spooled_backend.core.pagination import clamp_page
 from spooled_backend.core.responses import JSONBody, json_response
 from spooled_backend.core.validators import parse_uuid_id
@@ -26,21 +25,11 @@ from spooled_backend.workflows.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid credentials"},
-    404: {"description": "Workflow not found (or outside the key's queue scope)"},
-}
-
-
-def _ok(model: Any) -> dict[int | str, dict[str, Any]]:
-    return {200: {"model": model, "description": "OK"}, **_ERRORS}
-
-
 def _workflow_id(raw: str) -> str:
     return parse_uuid_id(raw, "Workflow")
 
 
-@router.get("/workflows", responses=_ok(list[WorkflowOut]))
+@router.get("/workflows", **doc(list[WorkflowOut]))
 async def list_workflows(
     conn: Conn, auth: Auth, status: str | None = None, limit: int | None = None,
     offset: int | None = None,
@@ -53,16 +42,10 @@ async def list_workflows(
 
 @router.post(
     "/workflows",
-    responses={
-        **_ok(CreateWorkflowOut),
-        400: {"description": "Invalid graph: duplicate, unknown or self keys, a cycle; bad field"},
-        403: {"description": "Workflows not on this plan (FEATURE_DISABLED) or queue out of scope"},
-        413: {"description": "A payload over the plan's cap, or a body over 5 MiB"},
-        422: {"description": "Missing field or wrong type"},
-        429: {"description": "QUOTA_EXCEEDED: workflows, queues, active_jobs or jobs_per_day"},
-    },
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": CreateWorkflow.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+    **doc(CreateWorkflowOut, body=CreateWorkflow, errors=(403,),
+          description="400 invalid graph (duplicate, unknown or self keys, a cycle); 403 "
+          "FEATURE_DISABLED or queue scope; 429 QUOTA_EXCEEDED (workflows, queues, active_jobs, "
+          "jobs_per_day)."),
 )
 async def create_workflow(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """Create the workflow and all its jobs in one transaction → **200** `{workflow_id, job_ids:
@@ -72,14 +55,13 @@ async def create_workflow(request: Request, state: State, conn: Conn, auth: Auth
     return json_response(await service.create_workflow(conn, state.settings, auth, body, state.events))
 
 
-@router.get("/workflows/{workflow_id}", responses=_ok(WorkflowDetailOut))
+@router.get("/workflows/{workflow_id}", **doc(WorkflowDetailOut, errors=(404,)))
 async def get_workflow(workflow_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """WorkflowDetail: the WorkflowResponse fields plus `jobs`, `dependencies` and `progress`."""
     return json_response(await service.get_workflow(conn, auth, _workflow_id(workflow_id)))
 
 
-@router.post("/workflows/{workflow_id}/cancel",
-             responses={**_ok(WorkflowOut), 409: {"description": "Workflow already completed"}})
+@router.post("/workflows/{workflow_id}/cancel", **doc(WorkflowOut, errors=(404, 409)))
 async def cancel_workflow(workflow_id: str, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """→ cancelled; pending/scheduled jobs cancelled, processing jobs run to completion."""
     return json_response(
@@ -87,11 +69,7 @@ async def cancel_workflow(workflow_id: str, state: State, conn: Conn, auth: Auth
     )
 
 
-@router.post(
-    "/workflows/{workflow_id}/retry",
-    responses={**_ok(WorkflowOut), 400: {"description": "Not failed: nothing to retry"},
-               429: {"description": "QUOTA_EXCEEDED: active_jobs"}},
-)
+@router.post("/workflows/{workflow_id}/retry", **doc(WorkflowOut, errors=(400, 404)))
 async def retry_workflow(workflow_id: str, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """failed → running: failed/dead-lettered/cancelled jobs back to pending, gates recomputed."""
     return json_response(
@@ -99,19 +77,21 @@ async def retry_workflow(workflow_id: str, state: State, conn: Conn, auth: Auth)
     )
 
 
-@router.get("/workflows/{workflow_id}/jobs", responses=_ok(list[WorkflowJobOut]))
+@router.get("/workflows/{workflow_id}/jobs", **doc(list[WorkflowJobOut], errors=(404,)))
 async def list_workflow_jobs(workflow_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """`[WorkflowJob]` (Node SDK, CONTRACT §19 row 16), parents before children."""
     return json_response(await service.list_workflow_jobs(conn, auth, _workflow_id(workflow_id)))
 
 
-@router.get("/workflows/{workflow_id}/jobs/status", responses=_ok(list[WorkflowJobStatusOut]))
+@router.get(
+    "/workflows/{workflow_id}/jobs/status", **doc(list[WorkflowJobStatusOut], errors=(404,))
+)
 async def workflow_job_statuses(workflow_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """`[{job_id, key, status, progress}]` (Node SDK)."""
     return json_response(await service.workflow_job_statuses(conn, auth, _workflow_id(workflow_id)))
 
 
-@router.get("/workflows/{workflow_id}/jobs/{job_id}", responses=_ok(WorkflowJobOut))
+@router.get("/workflows/{workflow_id}/jobs/{job_id}", **doc(WorkflowJobOut, errors=(404,)))
 async def get_workflow_job(workflow_id: str, job_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """One WorkflowJob (Node SDK); 404 when the job is not in this workflow."""
     return json_response(
