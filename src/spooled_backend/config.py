@@ -136,6 +136,17 @@ class Settings(BaseSettings):
     scheduler_maintenance_interval_secs: float = 300.0
     scheduler_worker_liveness_interval_secs: float = 15.0
 
+    # Realtime (CONTRACT §14): caps per organization and process, per-client queue, timers.
+    realtime_max_connections_per_org: int = Field(default=100, ge=1)  # WebSockets; SSE apart
+    realtime_subscriber_queue_size: int = Field(default=1024, ge=1)  # events; then dropped
+    realtime_auth_recheck_secs: float = Field(default=30.0, gt=0)
+    realtime_ws_ping_secs: float = Field(default=30.0, gt=0)
+    realtime_sse_keepalive_secs: float = Field(default=15.0, gt=0)
+    realtime_sse_max_life_secs: float = Field(default=1800.0, gt=0)
+    realtime_job_poll_secs: float = Field(default=2.0, gt=0)
+    realtime_queue_stats_secs: float = Field(default=5.0, gt=0)
+    realtime_health_secs: float = Field(default=10.0, gt=0)
+
     @field_validator("rust_env")
     @classmethod
     def _normalise_env(cls, value: str) -> str:

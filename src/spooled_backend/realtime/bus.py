@@ -44,6 +44,8 @@ class EventBus:
         self.listener: Any = None
         self._health: tuple[bool, bool] | None = None
         self._health_task: asyncio.Task[None] | None = None
+        # credential sha256 → (monotonic time, error or None): realtime/auth.py still_valid
+        self.auth_checks: dict[str, tuple[float, Any]] = {}
 
     # lifecycle ------------------------------------------------------------------------------
 

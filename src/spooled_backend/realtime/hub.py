@@ -51,9 +51,11 @@ class Subscriber:
     overflowed: bool = False
     closed: bool = False
     queue: asyncio.Queue[Event] = field(init=False)
+    dropped: asyncio.Event = field(init=False)  # set on overflow: the sender closes the client
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
+        self.dropped = asyncio.Event()
 
     def wants(self, event: Event) -> bool:
         """Scope first (a scoped key never sees other queues nor queue-less worker events),
@@ -89,6 +91,7 @@ class Subscriber:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(control_event("Error", message=SLOW_CLIENT_MESSAGE))
+            self.dropped.set()
             metrics.REALTIME_SLOW_CLIENTS_DROPPED.inc()
             log.warning("realtime client dropped: not reading", kind=self.kind, org_id=self.org_id,
                         queue_size=self.queue_size)
@@ -97,10 +100,8 @@ class Subscriber:
 class Hub:
     """This process's subscribers by organization, with per-organization caps per kind."""
 
-    def __init__(self, on_first: Callable[[str], object] | None = None,
-                 on_last: Callable[[str], object] | None = None) -> None:
+    def __init__(self, on_last: Callable[[str], object] | None = None) -> None:
         self._by_org: dict[str, set[Subscriber]] = {}
-        self._on_first = on_first
         self._on_last = on_last
 
     def has(self, org_id: str) -> bool:

@@ -1,7 +1,91 @@
-"""Realtime REST doors: WebSocket `/api/v1/ws` and SSE `/api/v1/events…` (CONTRACT §14; to be filled)."""
+"""Realtime doors: WebSocket `/api/v1/ws` and SSE `/api/v1/events…` (CONTRACT §14).
+
+SSE refusals happen before the stream starts and are the contract's JSON errors (401 bad
+credentials, 400 bad filter, 403 queue out of scope, 429 at the organization's stream cap).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter(tags=["realtime"])
+from fastapi import APIRouter, Request, WebSocket
+from starlette.responses import Response
+
+from spooled_backend.core.deps import state_of
+from spooled_backend.realtime import sse, ws
+from spooled_backend.realtime.auth import (
+    authenticate_stream,
+    check_capacity,
+    credential_of,
+    parse_filters,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["realtime"])
+
+_CREDENTIALS = (
+    "Credentials (CONTRACT §4.4), in order: `Authorization: Bearer`, `?token=` (access JWT or "
+    "API key), `?api_key=`."
+)
+_ENVELOPE = {
+    "type": "object",
+    "properties": {"type": {"type": "string"}, "data": {"type": "object"}},
+    "required": ["type", "data"],
+}
+_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An event stream: `: connected`, then `event: <name>` / "
+                       "`data: {\"type\": …, \"data\": {…}}` frames and keep-alive comments.",
+        "content": {"text/event-stream": {"schema": {"type": "string",
+                                                     "x-event-data": _ENVELOPE}}},
+    },
+    401: {"description": "Missing or invalid credentials"},
+}
+
+
+@router.websocket("/ws")
+async def websocket_events(websocket: WebSocket) -> None:
+    """Organization events over a WebSocket (CONTRACT §14.2)."""
+    await ws.serve(websocket)
+
+
+@router.get("/events", response_class=Response, responses={
+    **_STREAM, 400: {"description": "Invalid queue filter"},
+    403: {"description": "Queue outside the key's scope"},
+    429: {"description": "Organization at its stream limit"},
+}, description=_CREDENTIALS + " Query: `queue`, `job_id`, `events` (comma list).")
+async def organization_events(request: Request) -> Response:
+    """The organization's events (filtered), plus `system.health` every 10 s."""
+    state = state_of(request)
+    credential = credential_of(request.headers, request.query_params)
+    auth = await authenticate_stream(state, credential)
+    filters = parse_filters(auth, request.query_params)
+    check_capacity(state, auth.organization_id, "sse")
+    sub = sse.subscriber(state, auth, filters)
+    await state.events.subscribe(sub)
+    return _stream(state, sse.org_events(state, sub, credential), sub)
+
+
+@router.get("/events/jobs/{job_id}", response_class=Response, responses=_STREAM,
+            description=_CREDENTIALS)
+async def job_events(job_id: str, request: Request) -> Response:
+    """`job.status` on each change of one job; ends after a terminal status."""
+    state = state_of(request)
+    credential = credential_of(request.headers, request.query_params)
+    auth = await authenticate_stream(state, credential)
+    check_capacity(state, auth.organization_id, "sse")
+    return _stream(state, sse.job_events(state, auth, credential, job_id), comment="keepalive")
+
+
+@router.get("/events/queues/{queue_name}", response_class=Response, responses=_STREAM,
+            description=_CREDENTIALS)
+async def queue_events(queue_name: str, request: Request) -> Response:
+    """`queue.stats` of one queue every 5 s."""
+    state = state_of(request)
+    credential = credential_of(request.headers, request.query_params)
+    auth = await authenticate_stream(state, credential)
+    return _stream(state, sse.queue_events(state, auth, credential, queue_name))
+
+
+def _stream(state: Any, content: Any, sub: Any = None, comment: str = "ping") -> Response:
+    return sse.EventStream(content, sub, state.settings.realtime_sse_keepalive_secs, comment,
+                           unsubscribe=state.events.unsubscribe)
