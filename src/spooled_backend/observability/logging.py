@@ -78,3 +78,10 @@ def configure_logging(json_logs: bool, level: str = "info") -> None:
     for h in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in h.filters):
             h.addFilter(RedactingFilter())
+    # uvicorn's loggers keep their own handlers (its dictConfig runs after this and replaces
+    # handlers, not logger filters): redact on the loggers themselves, so a WebSocket or SSE
+    # URL with `?token=` / `?api_key=` never reaches a log line whatever uvicorn prints.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

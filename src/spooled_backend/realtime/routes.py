@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, WebSocket
 from starlette.responses import Response
 
 from spooled_backend.core.deps import state_of
+from spooled_backend.core.responses import json_response
 from spooled_backend.realtime import sse, ws
 from spooled_backend.realtime.auth import (
     authenticate_stream,
@@ -46,6 +47,22 @@ _STREAM: dict[int | str, dict[str, Any]] = {
 async def websocket_events(websocket: WebSocket) -> None:
     """Organization events over a WebSocket (CONTRACT §14.2)."""
     await ws.serve(websocket)
+
+
+@router.get("/ws", status_code=426, responses={
+    101: {"description": "Switching Protocols: the WebSocket. Server frames are envelopes "
+                         "`{\"type\", \"data\"}` (`Ping` first and every 30 s); client frames "
+                         "`{\"cmd\": \"Subscribe\"|\"Unsubscribe\"|\"Ping\", \"queue\"?, \"job_id\"?}`, "
+                         "any letter case. A refused handshake closes with 4000 + HTTP status "
+                         "(4400, 4401, 4403, 4429) and the reason."},
+    426: {"description": "A plain HTTP request: upgrade to a WebSocket"},
+}, description=_CREDENTIALS + " Query: `queue`, `job_id`, `events` (comma list).")
+async def websocket_info() -> Response:
+    """Organization events over a WebSocket (CONTRACT §14.2); plain GET answers 426."""
+    return json_response(
+        {"code": "UPGRADE_REQUIRED", "message": "Connect with a WebSocket client (Upgrade: websocket)"},
+        status=426, headers={"Upgrade": "websocket"},
+    )
 
 
 @router.get("/events", response_class=Response, responses={
