@@ -400,3 +400,28 @@ def _restart_redis(tmp_path: Any, port: int) -> RedisServer:
         except redis_sync.ConnectionError:
             time.sleep(0.05)
     return server
+
+
+async def test_a_revocation_notice_ends_streams_at_once(db_url: str) -> None:
+    """`spooled_auth_revoked` (`k:<key id>`, sent by the key table's trigger on revocation)
+    makes the key's streams re-validate now, long before the periodic re-check."""
+    async with live_server(fast(db_url, realtime_auth_recheck_secs=600), db_url) as live:
+        _, admin_key, _ = await live.org()
+        headers = {"Authorization": f"Bearer {admin_key}"}
+        created = (await live.http.post("/api/v1/api-keys", json={"name": "d"}, headers=headers)).json()
+        async with ws_connect(live.ws(f"token={created['key']}")) as sock, \
+                live.http.stream("GET", f"/api/v1/events?api_key={created['key']}") as stream:
+            await recv_json(sock)
+            lines = stream.aiter_lines()
+            assert await anext(lines) == ": connected"
+            resp = await live.http.delete(f"/api/v1/api-keys/{created['id']}", headers=headers)
+            assert resp.status_code == 204
+            async with live.state.pool.acquire() as conn:
+                await conn.execute("SELECT pg_notify('spooled_auth_revoked', $1)", "k:" + created["id"])
+            error = await until_type(sock, "Error", timeout=3)
+            assert "revoked" in error["data"]["message"]
+            rest = []
+            async with asyncio.timeout(3):
+                async for line in lines:
+                    rest.append(line)
+            assert "event: error" in rest

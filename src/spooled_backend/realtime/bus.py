@@ -32,6 +32,7 @@ from spooled_backend.realtime.transport import Transport
 log = structlog.get_logger(__name__)
 
 HEALTH_INTERVAL_SECS = 10.0
+AUTH_REVOKED_CHANNEL = "spooled_auth_revoked"  # hotpath's trigger: `k:<key id>` | `o:<org id>`
 
 
 class EventBus:
@@ -55,6 +56,8 @@ class EventBus:
         self.transport = Transport(pool, self.redis, listener, self._deliver_remote,
                                    self.hub.orgs)
         await self.transport.start()
+        if listener is not None:
+            await listener.subscribe(AUTH_REVOKED_CHANNEL, self._on_revoked)
         self._health_task = asyncio.get_running_loop().create_task(
             self._health_loop(), name="realtime:health"
         )
@@ -112,6 +115,15 @@ class EventBus:
     def _on_last(self, org_id: str) -> None:
         if self.transport is not None:
             self.transport.unwatch(org_id)
+
+    def _on_revoked(self, payload: str) -> None:
+        """A key or an organization lost its access: its streams re-validate at once."""
+        kind, _, ident = payload.partition(":")
+        self.auth_checks.clear()
+        if kind == "k":
+            self.hub.poke(lambda sub: sub.auth.api_key_id == ident)
+        elif kind == "o":
+            self.hub.poke(lambda sub: sub.org_id == ident)
 
     # system health --------------------------------------------------------------------------
 

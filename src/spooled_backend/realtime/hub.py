@@ -27,6 +27,8 @@ from spooled_backend.realtime.envelope import (
 log = structlog.get_logger(__name__)
 
 DEFAULT_QUEUE_SIZE = 1024
+# Internal, never sent: "re-validate your credentials now" (a key was revoked somewhere).
+RECHECK = "_Recheck"
 SLOW_CLIENT_MESSAGE = "Client is not reading events fast enough; disconnecting"
 
 
@@ -146,6 +148,15 @@ class Hub:
         for sub in tuple(self._by_org.get(event.org_id, ())):
             if sub.wants(event):
                 sub.offer(event)
+
+    def poke(self, matches: Callable[[Subscriber], bool]) -> int:
+        """Ask the matching subscribers to re-validate their credentials now."""
+        poked = 0
+        for sub in self.all():
+            if matches(sub):
+                sub.offer(Event(sub.org_id, RECHECK, {}))
+                poked += 1
+        return poked
 
     def broadcast(self, event: Event, kinds: tuple[str, ...] = ("ws", "sse")) -> None:
         """A process-level event (SystemHealth) to every subscriber that wants it."""

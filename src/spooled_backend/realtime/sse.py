@@ -26,7 +26,7 @@ from spooled_backend.core.state import AppState
 from spooled_backend.core.tenancy import bind_tenant
 from spooled_backend.realtime.auth import QUEUE_FILTER_RE, still_valid
 from spooled_backend.realtime.envelope import Event, control_event
-from spooled_backend.realtime.hub import Filters, Subscriber
+from spooled_backend.realtime.hub import RECHECK, Filters, Subscriber
 
 log = structlog.get_logger(__name__)
 
@@ -145,10 +145,14 @@ async def org_events(
         while True:
             event = await _next(sub, clock)
             if event is not None:
-                if sub.overflowed:
-                    yield _frame(event)
-                    return
+                if event.type == RECHECK:
+                    if await still_valid(state, credential) is not None:
+                        yield _error("Authentication expired or revoked")
+                        return
+                    continue
                 yield _frame(event)
+                if sub.overflowed:
+                    return
                 continue
             if clock.ended():
                 return
@@ -198,8 +202,12 @@ async def job_events(
             while True:
                 event = await _next(sub, clock)
                 if event is not None:
+                    recheck = event.type == RECHECK
                     while not sub.queue.empty():  # coalesce a burst into one poll
-                        sub.queue.get_nowait()
+                        recheck = sub.queue.get_nowait().type == RECHECK or recheck
+                    if recheck and await still_valid(state, credential) is not None:
+                        yield _error("Authentication expired or revoked")
+                        return
                     if sub.overflowed:
                         sub.overflowed = False
                         sub.dropped.clear()

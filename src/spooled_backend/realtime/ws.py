@@ -38,7 +38,7 @@ from spooled_backend.realtime.auth import (
     still_valid,
 )
 from spooled_backend.realtime.envelope import control_event
-from spooled_backend.realtime.hub import SLOW_CLIENT_MESSAGE, Subscriber
+from spooled_backend.realtime.hub import RECHECK, SLOW_CLIENT_MESSAGE, Subscriber
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +95,7 @@ async def serve(ws: WebSocket) -> None:
 
 
 async def _session(ws: WebSocket, sub: Subscriber, state: AppState, credential: str) -> None:
-    sender = asyncio.create_task(_send_events(ws, sub))
+    sender = asyncio.create_task(_send_events(ws, sub, state, credential))
     receiver = asyncio.create_task(_receive_commands(ws, sub))
     ticker = asyncio.create_task(_tick(sub, state, credential))
     dropped = asyncio.create_task(sub.dropped.wait())
@@ -108,9 +108,15 @@ async def _session(ws: WebSocket, sub: Subscriber, state: AppState, credential: 
         await asyncio.gather(*tasks, return_exceptions=True)
     if dropped in done:
         await _last_words(ws, SLOW_CLIENT_MESSAGE, CLOSE_SLOW_CLIENT, "slow client")
-    elif ticker in done and not ticker.cancelled() and ticker.exception() is None:
-        error = ticker.result()
-        await _last_words(ws, "Authentication expired or revoked", 4401, error.message[:120])
+        return
+    for task in (ticker, sender):
+        if task in done and not task.cancelled() and task.exception() is None:
+            error = task.result()
+            if error is not None:
+                log.info("websocket closed: credentials no longer valid", org_id=sub.org_id)
+                await _last_words(ws, "Authentication expired or revoked", 4401,
+                                  error.message[:120])
+                return
 
 
 async def _last_words(ws: WebSocket, message: str, code: int, reason: str) -> None:
@@ -124,11 +130,19 @@ async def _last_words(ws: WebSocket, message: str, code: int, reason: str) -> No
             await ws.close(code=code, reason=reason)
 
 
-async def _send_events(ws: WebSocket, sub: Subscriber) -> None:
+async def _send_events(
+    ws: WebSocket, sub: Subscriber, state: AppState, credential: str
+) -> SpooledError | None:
+    """Send queued events in order; returns the error when a re-check (poke) fails."""
     while True:
         event = await sub.queue.get()
         if sub.overflowed:
-            return
+            return None
+        if event.type == RECHECK:
+            error = await still_valid(state, credential)
+            if error is not None:
+                return error
+            continue
         await ws.send_text(event.text)
 
 
@@ -195,6 +209,5 @@ async def _tick(sub: Subscriber, state: AppState, credential: str) -> SpooledErr
         if now >= next_check:
             error = await still_valid(state, credential)
             if error is not None:
-                log.info("websocket closed: credentials no longer valid", org_id=sub.org_id)
                 return error
             next_check = now + check_every
