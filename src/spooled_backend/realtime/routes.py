@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, WebSocket
 from starlette.responses import Response
 
 from spooled_backend.core.deps import state_of
-from spooled_backend.core.responses import json_response
+from spooled_backend.core.openapi import KEY, doc, document_websocket
 from spooled_backend.realtime import sse, ws
 from spooled_backend.realtime.auth import (
     authenticate_stream,
@@ -25,22 +25,19 @@ router = APIRouter(prefix="/api/v1", tags=["realtime"])
 
 _CREDENTIALS = (
     "Credentials (CONTRACT §4.4), in order: `Authorization: Bearer`, `?token=` (access JWT or "
-    "API key), `?api_key=`."
+    "API key), `?api_key=`. The stream is `: connected`, then `event: <name>` / "
+    "`data: {\"type\": …, \"data\": {…}}` frames and keep-alive comments."
 )
-_ENVELOPE = {
-    "type": "object",
-    "properties": {"type": {"type": "string"}, "data": {"type": "object"}},
-    "required": ["type", "data"],
-}
-_STREAM: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "An event stream: `: connected`, then `event: <name>` / "
-                       "`data: {\"type\": …, \"data\": {…}}` frames and keep-alive comments.",
-        "content": {"text/event-stream": {"schema": {"type": "string",
-                                                     "x-event-data": _ENVELOPE}}},
-    },
-    401: {"description": "Missing or invalid credentials"},
-}
+_SSE = {"content_type": "text/event-stream", "auth": KEY}
+
+document_websocket(
+    "/api/v1/ws",
+    "Organization events over a WebSocket (CONTRACT §14.2): envelopes `{type, data}`, `Ping` "
+    "first and every 30 s; client commands `{\"cmd\": \"Subscribe\"|\"Unsubscribe\"|\"Ping\", "
+    "\"queue\"?, \"job_id\"?}` in any letter case. A refused handshake closes with 4000 + "
+    "the HTTP status below (4400, 4401, 4403, 4429) and the reason.",
+    query=("token", "api_key", "queue", "job_id", "events"),
+)
 
 
 @router.websocket("/ws")
@@ -49,32 +46,14 @@ async def websocket_events(websocket: WebSocket) -> None:
     await ws.serve(websocket)
 
 
-@router.get("/ws", status_code=426, responses={
-    101: {"description": "Switching Protocols: the WebSocket. Server frames are envelopes "
-                         "`{\"type\", \"data\"}` (`Ping` first and every 30 s); client frames "
-                         "`{\"cmd\": \"Subscribe\"|\"Unsubscribe\"|\"Ping\", \"queue\"?, \"job_id\"?}`, "
-                         "any letter case. A refused handshake closes with 4000 + HTTP status "
-                         "(4400, 4401, 4403, 4429) and the reason."},
-    426: {"description": "A plain HTTP request: upgrade to a WebSocket"},
-}, description=_CREDENTIALS + " Query: `queue`, `job_id`, `events` (comma list).")
-async def websocket_info() -> Response:
-    """Organization events over a WebSocket (CONTRACT §14.2); plain GET answers 426."""
-    return json_response(
-        {"code": "UPGRADE_REQUIRED", "message": "Connect with a WebSocket client (Upgrade: websocket)"},
-        status=426, headers={"Upgrade": "websocket"},
-    )
-
-
-@router.get("/events", response_class=Response, responses={
-    **_STREAM, 400: {"description": "Invalid queue filter"},
-    403: {"description": "Queue outside the key's scope"},
-    429: {"description": "Organization at its stream limit"},
-}, description=_CREDENTIALS + " Query: `queue`, `job_id`, `events` (comma list).")
+@router.get("/events", **doc(None, errors=(400, 403), description=_CREDENTIALS
+                              + " Query: `queue`, `job_id`, `events` (comma list).", **_SSE))
 async def organization_events(request: Request) -> Response:
     """The organization's events (filtered), plus `system.health` every 10 s."""
     state = state_of(request)
     credential = credential_of(request.headers, request.query_params)
     auth = await authenticate_stream(state, credential)
+    request.state.auth = auth  # the access-log line names the organization
     filters = parse_filters(auth, request.query_params)
     check_capacity(state, auth.organization_id, "sse")
     sub = sse.subscriber(state, auth, filters)
@@ -82,24 +61,24 @@ async def organization_events(request: Request) -> Response:
     return _stream(state, sse.org_events(state, sub, credential), sub)
 
 
-@router.get("/events/jobs/{job_id}", response_class=Response, responses=_STREAM,
-            description=_CREDENTIALS)
+@router.get("/events/jobs/{job_id}", **doc(None, description=_CREDENTIALS, **_SSE))
 async def job_events(job_id: str, request: Request) -> Response:
     """`job.status` on each change of one job; ends after a terminal status."""
     state = state_of(request)
     credential = credential_of(request.headers, request.query_params)
     auth = await authenticate_stream(state, credential)
+    request.state.auth = auth  # the access-log line names the organization
     check_capacity(state, auth.organization_id, "sse")
     return _stream(state, sse.job_events(state, auth, credential, job_id), comment="keepalive")
 
 
-@router.get("/events/queues/{queue_name}", response_class=Response, responses=_STREAM,
-            description=_CREDENTIALS)
+@router.get("/events/queues/{queue_name}", **doc(None, description=_CREDENTIALS, **_SSE))
 async def queue_events(queue_name: str, request: Request) -> Response:
     """`queue.stats` of one queue every 5 s."""
     state = state_of(request)
     credential = credential_of(request.headers, request.query_params)
     auth = await authenticate_stream(state, credential)
+    request.state.auth = auth  # the access-log line names the organization
     return _stream(state, sse.queue_events(state, auth, credential, queue_name))
 
 
