@@ -23,7 +23,7 @@ from spooled_backend.core.state import AppState
 from spooled_backend.db.embedded import EmbeddedPostgres
 from spooled_backend.db.migrate import upgrade_to_head
 from spooled_backend.db.pool import _init_connection
-from tests.support import RedisServer
+from tests.support import PgBouncer, RedisServer
 
 TEMPLATE = "spooled_template"
 _counter = itertools.count()
@@ -78,6 +78,28 @@ async def db_url(pg_server: EmbeddedPostgres, template_dsn: str) -> AsyncIterato
         await admin.close()
 
 
+# SPOOLED_TEST_PGBOUNCER=1 (CI runs tests/integration once so): the apps under test reach their
+# database through a PgBouncer in transaction mode, as in production (DATABASE_URL on 6432,
+# DATABASE_DIRECT_URL direct for LISTEN and migrations, statement cache off). Test code's own
+# connections (`db_url`, `conn`) stay direct, like an operator's psql.
+PGBOUNCER: PgBouncer | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pgbouncer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[PgBouncer | None]:
+    global PGBOUNCER
+    if os.environ.get("SPOOLED_TEST_PGBOUNCER", "") not in ("1", "true"):
+        yield None
+        return
+    pg_server: EmbeddedPostgres = request.getfixturevalue("pg_server")
+    PGBOUNCER = PgBouncer(tmp_path_factory.mktemp("pgbouncer"), pg_server.port or 0,
+                          run_as=pg_server._run_as)
+    yield PGBOUNCER
+    PGBOUNCER.stop()
+    PGBOUNCER = None
+
+
 def make_settings(db_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": db_url,
@@ -89,6 +111,9 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
         "database_max_connections": 30,
         "admin_api_key": "admin-test-key-0123456789",
     }
+    if PGBOUNCER is not None:
+        values.update(database_url=PGBOUNCER.url(db_url), database_direct_url=db_url,
+                      database_statement_cache=False)
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -135,7 +160,7 @@ async def api(settings: Settings, db_url: str) -> AsyncIterator[Api]:
 async def _api(settings: Settings, db_url: str, run_loops: bool = False) -> AsyncIterator[Api]:
     from spooled_backend.app import create_app
 
-    app = create_app(settings, db_url, run_loops=run_loops)
+    app = create_app(settings, settings.database_url or db_url, run_loops=run_loops)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

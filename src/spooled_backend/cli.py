@@ -20,6 +20,10 @@ from spooled_backend.db.migrate import upgrade_to_head
 from spooled_backend.observability.logging import configure_logging
 
 app = typer.Typer(help="Spooled backend: a self-hostable job queue and webhook service.")
+
+from spooled_backend.operator import commands as operator_commands  # noqa: E402
+
+operator_commands.register(app)  # doctor, orgs, keys, queues, jobs, dlq (operator/)
 log = structlog.get_logger("spooled_backend")
 
 

@@ -23,7 +23,7 @@ async def instance(
     `customize(app)` may add test-only routes before it starts."""
     from spooled_backend.app import create_app
 
-    app = create_app(settings, db_url, run_loops=False)
+    app = create_app(settings, settings.database_url or db_url, run_loops=False)
     if customize is not None:
         customize(app)
     async with app.router.lifespan_context(app):
