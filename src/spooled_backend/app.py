@@ -16,6 +16,7 @@ from spooled_backend.core import middleware as http_middleware
 from spooled_backend.core.state import AppState
 from spooled_backend.db.listener import Listener, listen_dsn
 from spooled_backend.db.pool import create_pool
+from spooled_backend.db.redis import redis_from_url
 from spooled_backend.observability import metrics, tracing
 from spooled_backend.admin.routes import router as admin_router
 from spooled_backend.api_keys.routes import router as api_keys_router
@@ -68,7 +69,7 @@ async def connect_redis(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         log.warning("Redis unavailable, running without cache")
         return None
-    client: Redis = Redis.from_url(
+    client: Redis = redis_from_url(  # plain, redis+sentinel:// or redis+cluster:// (db/redis.py)
         settings.redis_url, max_connections=settings.redis_pool_size, socket_connect_timeout=2
     )
     try:
@@ -97,6 +98,8 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         await start_security(state)
         app.state.services = state
         metrics.track_pool(pool)
+        if settings.database_read_url:
+            state.read_pool = await create_pool(settings.database_read_url, settings)
         supervisor = Supervisor(pool, default_loops(state))
         if run_loops:
             supervisor.start()
@@ -108,6 +111,8 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
             await state.listener.stop()
             if redis is not None:
                 await redis.aclose()
+            if state.read_pool is not None:
+                await state.read_pool.close()
             await pool.close()
 
     app = FastAPI(

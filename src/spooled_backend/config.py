@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     # Database
     database_url: str | None = None
     database_direct_url: str | None = None
+    database_read_url: str | None = None  # optional read replica: list, stats, dashboard reads
     database_max_connections: int = 25
     database_min_connections: int = 5
     database_acquire_timeout_secs: float = 30.0

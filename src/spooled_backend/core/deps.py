@@ -138,3 +138,20 @@ async def require_auth(request: Request, conn: Conn) -> AuthContext:
 
 
 Auth = Annotated[AuthContext, Depends(require_auth)]
+
+
+async def get_read_conn(request: Request, conn: Conn, auth: Auth) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for read-only routes (lists, stats, dashboard): the request's own when no
+    DATABASE_READ_URL is set; otherwise one from the replica pool, in a READ ONLY transaction
+    bound to the caller's tenant like the primary's. Authentication stays on the primary (it
+    writes `last_used`); replicas may lag by their replication delay."""
+    state = state_of(request)
+    if state.read_pool is None:
+        yield conn
+        return
+    async with state.read_pool.acquire() as replica, replica.transaction(readonly=True):
+        await tenancy.bind_tenant(replica, auth.organization_id, state.tenant_role)
+        yield replica
+
+
+ReadConn = Annotated[asyncpg.Connection, Depends(get_read_conn, scope="function")]

@@ -32,3 +32,6 @@ class AppState:
     tenant_role: str | None = None
     # The process's single LISTEN connection (db/listener.py), started in the lifespan.
     listener: Listener | None = None
+    # DATABASE_READ_URL: a second pool on a read replica for list/stats/dashboard (core/deps.py
+    # `ReadConn`); None = those reads use the primary pool.
+    read_pool: asyncpg.Pool | None = None

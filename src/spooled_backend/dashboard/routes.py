@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
 
-from spooled_backend.core.deps import Auth, Conn, State
+from spooled_backend.core.deps import Auth, ReadConn, State
 from spooled_backend.core.openapi import doc
 from spooled_backend.core.responses import JSONBody, json_response
 from spooled_backend.core.state import AppState
@@ -34,7 +34,7 @@ def _cache_probe(state: AppState) -> Callable[[], Awaitable[bool]]:
 
 
 @router.get("/dashboard", **doc(Dashboard))
-async def dashboard(state: State, conn: Conn, auth: Auth) -> JSONBody:
+async def dashboard(state: State, conn: ReadConn, auth: Auth) -> JSONBody:
     """The dashboard document, restricted to the caller's organization and queue scope."""
     body = await service.dashboard(
         conn,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter, ValidationError
 
 from spooled_backend.core.body import parse_body, parse_optional_body, validation_error
-from spooled_backend.core.deps import Auth, Conn, State
+from spooled_backend.core.deps import Auth, Conn, ReadConn, State
 from spooled_backend.core.errors import BadRequest, NotFound, ValidationFailed
 from spooled_backend.core.jsonvalue import check_storable
 from spooled_backend.core.openapi import doc
@@ -118,7 +118,7 @@ async def create_job(request: Request, state: State, conn: Conn, auth: Auth) -> 
 
 @router.get("/jobs", **doc(list[JobSummary], errors=(400,)))
 async def list_jobs(
-    conn: Conn,
+    conn: ReadConn,
     auth: Auth,
     queue_name: str | None = None,
     queue: str | None = None,
@@ -145,7 +145,7 @@ async def list_jobs(
 
 @router.get("/jobs/stats", **doc(JobStats, errors=(400, 404)))
 async def job_stats(
-    conn: Conn, auth: Auth, queue_name: str | None = None, queue: str | None = None
+    conn: ReadConn, auth: Auth, queue_name: str | None = None, queue: str | None = None
 ) -> JSONBody:
     """Counts per status plus `total` (ints), restricted to the key's queue scope."""
     name = queue_name or queue

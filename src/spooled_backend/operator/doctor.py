@@ -94,9 +94,9 @@ def check_data_dir(settings: Settings) -> Check:
 async def check_redis(settings: Settings) -> Check:
     if not settings.redis_url:
         return Check("redis", True, "not configured (optional: running without cache)")
-    from redis.asyncio import Redis
+    from spooled_backend.db.redis import redis_from_url
 
-    client = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    client = redis_from_url(settings.redis_url, socket_connect_timeout=2)
     try:
         await asyncio.wait_for(client.ping(), 3)
         return Check("redis", True, "reachable")
