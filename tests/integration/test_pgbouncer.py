@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+import tests.conftest as harness
 from spooled_backend.db.embedded import EmbeddedPostgres
 from spooled_backend.scheduler.loops import default_loops, run_once
-import tests.conftest as harness
 from tests.conftest import _api, make_settings
 from tests.integration.jobs_support import ack, claim, create_job
 from tests.support import PgBouncer

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -37,10 +37,10 @@ UNMATCHED_ROUTE = "unmatched"
 class _Labels:
     """Process-wide label policy (set once from Settings by `configure`)."""
 
-    organization = False
-    max_queue_labels = 1000
-    seen: set[tuple[str, str]] = set()
-    lock = threading.Lock()
+    organization: ClassVar[bool] = False
+    max_queue_labels: ClassVar[int] = 1000
+    seen: ClassVar[set[tuple[str, str]]] = set()
+    lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def key(cls, queue: str | None, organization: str | None) -> tuple[str, str]:

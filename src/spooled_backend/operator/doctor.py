@@ -19,7 +19,12 @@ import asyncpg
 
 from spooled_backend.config import ConfigError, Settings
 from spooled_backend.db.migrate import MIGRATIONS_DIR
-from spooled_backend.operator.database import connect, database_dsn, postmaster_pid_file, running_postmaster
+from spooled_backend.operator.database import (
+    connect,
+    database_dsn,
+    postmaster_pid_file,
+    running_postmaster,
+)
 
 MAX_SKEW_SECS = 2.0
 CONNECT_TIMEOUT_SECS = 5.0
