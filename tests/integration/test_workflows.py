@@ -274,6 +274,8 @@ async def test_bad_graphs_are_refused_by_name_and_write_nothing(api: Api, tenant
         ([job("a"), job("a"), job("b"), job("b")], 400, "BAD_REQUEST", "Duplicate job keys in workflow: 'a', 'b'"),
         ([job("a", "ghost", "phantom")], 400, "BAD_REQUEST", "Unknown dependency keys: 'ghost', 'phantom'"),
         ([job("bad key!")], 400, "VALIDATION_ERROR", ""),
+        ([job("a", "k" * 101)], 400, "VALIDATION_ERROR", ""),
+        ([job("a", "")], 400, "VALIDATION_ERROR", ""),
         ([job("a", queue_name="-bad")], 400, "VALIDATION_ERROR", ""),
         ([job("a", priority=101)], 400, "VALIDATION_ERROR", ""),
         ([job("a", dependency_mode="most")], 400, "VALIDATION_ERROR", ""),

@@ -42,7 +42,9 @@ class WorkflowJobIn(_Body):
     key: JobKey
     queue_name: QueueName
     payload: Any
-    depends_on: Annotated[list[str], Field(max_length=MAX_WORKFLOW_JOBS)] | None = None
+    depends_on: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=MAX_WORKFLOW_JOBS)
+    ] | None = None
     dependency_mode: Literal["all", "any"] | None = None
     priority: Annotated[StrictInt, Field(ge=-100, le=100)] | None = None
     max_retries: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
