@@ -47,6 +47,8 @@ DECLARE
     v_frontier text[] := COALESCE(p_changed, '{}');
     v_kids text[] := COALESCE(p_gated, '{}');
     v_live text[];
+    v_doomed text[];
+    v_why text[];
     v_workflows text[];
     v_rounds integer := 0;
 BEGIN
@@ -107,6 +109,58 @@ BEGIN
         FROM upd u;
         SELECT COALESCE(array_agg(j.id), '{}') INTO v_frontier
         FROM jobs j WHERE j.id = ANY (v_live) AND j.status = 'cancelled';
+        IF cardinality(v_frontier) > 0 THEN
+            -- Every waiting `all` descendant of a cancelled job is doomed too: cancel that whole
+            -- closure in one statement (a chain of N jobs is not N rounds). `why` names the
+            -- parent through which it was reached; `any` jobs are left to the next round.
+            SELECT COALESCE(array_agg(x.id ORDER BY x.id), '{}'), COALESCE(array_agg(x.why ORDER BY x.id), '{}')
+            INTO v_doomed, v_why
+            FROM (
+                WITH RECURSIVE down(id, why) AS (
+                    SELECT d.job_id, d.depends_on_job_id
+                    FROM job_dependencies d JOIN jobs c ON c.id = d.job_id
+                    WHERE d.depends_on_job_id = ANY (v_frontier)
+                      AND c.status IN ('pending', 'scheduled') AND c.dependency_mode = 'all'
+                    UNION
+                    -- LATERAL … OFFSET 0: one index probe per reached job, whatever the
+                    -- (often missing) statistics say about the work table
+                    SELECT k.job_id, down.id
+                    FROM down, LATERAL (
+                        SELECT d.job_id FROM job_dependencies d JOIN jobs c ON c.id = d.job_id
+                        WHERE d.depends_on_job_id = down.id
+                          AND c.status IN ('pending', 'scheduled') AND c.dependency_mode = 'all'
+                        OFFSET 0
+                    ) k
+                )
+                SELECT DISTINCT ON (down.id) down.id, down.why FROM down
+                WHERE NOT down.id = ANY (v_frontier)
+                ORDER BY down.id, down.why
+            ) x;
+            IF cardinality(v_doomed) > 0 THEN
+                PERFORM 1 FROM jobs j WHERE j.id = ANY (v_doomed) ORDER BY j.id FOR UPDATE;
+                RETURN QUERY
+                WITH x AS (
+                    SELECT t.id, t.why, o.status AS was
+                    FROM unnest(v_doomed, v_why) AS t(id, why) JOIN jobs o ON o.id = t.id
+                ), upd AS (
+                    UPDATE jobs j SET status = 'cancelled', dependencies_met = false,
+                        completed_at = now(), updated_at = now(),
+                        last_error = 'Cancelled: parent job ' || x.why
+                                     || ' ended cancelled, so this job can no longer run'
+                    FROM x WHERE j.id = x.id AND j.status IN ('pending', 'scheduled')
+                    RETURNING j.id, j.organization_id, j.queue_name, j.last_error, x.was
+                ), hist AS (
+                    INSERT INTO job_history (organization_id, job_id, event_type, details)
+                    SELECT u.organization_id, u.id, 'cancelled',
+                           jsonb_build_object('reason', 'dependency', 'error', u.last_error)
+                    FROM upd u
+                )
+                SELECT 'cancelled', u.organization_id, u.id, u.queue_name, u.was, 'cancelled',
+                       u.last_error, NULL::integer, NULL::integer, NULL::integer
+                FROM upd u;
+                v_frontier := v_frontier || v_doomed;
+            END IF;
+        END IF;
         v_workflows := v_workflows || ARRAY(
             SELECT DISTINCT j.workflow_id FROM jobs j
             WHERE j.id = ANY (v_frontier) AND j.workflow_id IS NOT NULL);
