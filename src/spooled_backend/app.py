@@ -31,6 +31,7 @@ from spooled_backend.queues.routes import router as queues_router
 from spooled_backend.realtime.bus import EventBus
 from spooled_backend.realtime.routes import router as realtime_router
 from spooled_backend.schedules.routes import router as schedules_router
+from spooled_backend.schedules.tasks import ScheduleFirer
 from spooled_backend.scheduler.loops import Supervisor, default_loops
 from spooled_backend.webhooks.routes import router as webhooks_router
 from spooled_backend.workers.routes import router as workers_router
@@ -101,11 +102,14 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         if settings.database_read_url:
             state.read_pool = await create_pool(settings.database_read_url, settings)
         supervisor = Supervisor(pool, default_loops(state))
+        schedule_firer = ScheduleFirer(state)  # cron schedules: wakes at the due time
         if run_loops:
             supervisor.start()
+            await schedule_firer.start()
         try:
             yield
         finally:
+            await schedule_firer.stop()
             await supervisor.stop()
             await state.events.drain()
             await state.listener.stop()

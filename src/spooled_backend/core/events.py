@@ -65,6 +65,13 @@ class Events(Protocol):
         cancelled (webhook `workflow.failed`)."""
         ...
 
+    def schedule_triggered(
+        self, org_id: str, schedule_id: str, job_id: str, queue_name: str
+    ) -> None:
+        """A schedule enqueued a job (cron fire or manual trigger): webhook `schedule.triggered`
+        (CONTRACT §10.1) with `{schedule_id, job_id, queue_name}`. Not a §14.1 envelope."""
+        ...
+
 
 class NoEvents:
     """A sink that drops everything (tests of pure SQL, maintenance tools)."""
@@ -103,4 +110,7 @@ class NoEvents:
         pass
 
     def workflow_failed(self, *args: Any) -> None:
+        pass
+
+    def schedule_triggered(self, *args: Any) -> None:
         pass

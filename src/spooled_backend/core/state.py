@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,3 +36,5 @@ class AppState:
     # DATABASE_READ_URL: a second pool on a read replica for list/stats/dashboard (core/deps.py
     # `ReadConn`); None = those reads use the primary pool.
     read_pool: asyncpg.Pool | None = None
+    # Wakes this process's cron firing loop (schedules/tasks.py) after a schedule changed.
+    schedule_wake: asyncio.Event = field(default_factory=asyncio.Event)

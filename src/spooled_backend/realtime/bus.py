@@ -238,3 +238,9 @@ class EventBus:
         failed_jobs: int,
     ) -> None:
         pass
+
+    def schedule_triggered(
+        self, org_id: str, schedule_id: str, job_id: str, queue_name: str
+    ) -> None:
+        """Webhook-only event (`schedule.triggered`, §10.1): no realtime envelope in §14.1, so
+        nothing is published here; the outgoing-webhook dispatcher hooks in at this method."""
