@@ -297,3 +297,21 @@ def test_next_fire_text_refuses_a_corrupt_row() -> None:
         next_fire_text("not a cron", "UTC", utc(2026, 1, 1))
     with pytest.raises(CronError):
         next_fire_text("* * * * *", "Nowhere/Land", utc(2026, 1, 1))
+
+
+def test_six_field_time_in_the_gap_fires_at_the_first_instant_after_it() -> None:
+    # croniter alone would fire at 03:00:30 (it moves the time forward in whole minutes)
+    got = local(fires("30 15 2 * * *", "Europe/Berlin", utc(2026, 3, 28, 12), 2), "Europe/Berlin")
+    assert got == ["03-29 03:00:00+0200", "03-30 02:15:30+0200"]
+
+
+def test_hourly_schedule_skips_the_local_times_a_gap_removes() -> None:
+    # 02:15 does not exist on 2026-03-08 in New York; 01:15 EST → 03:15 EDT is one real hour
+    got = fires("15 * * * *", "America/New_York", utc(2026, 3, 8, 6), 3)
+    assert got == [utc(2026, 3, 8, 6, 15), utc(2026, 3, 8, 7, 15), utc(2026, 3, 8, 8, 15)]
+
+
+def test_full_hour_range_counts_as_every_hour() -> None:
+    for expr in ("0 0-23 * * *", "0 */1 * * *"):
+        assert parse_cron(expr).hourly_or_finer
+    assert not parse_cron("0 0-22 * * *").hourly_or_finer

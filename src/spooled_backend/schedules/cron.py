@@ -87,6 +87,12 @@ class CronSpec:
     has_seconds: bool
     hourly_or_finer: bool  # the hour field matches every hour (see `next_fire`)
 
+    def matches(self, wall: datetime) -> bool:
+        """Does a naive local wall time match the expression?"""
+        return bool(
+            croniter.match(self.croniter_expr, wall, second_at_beginning=self.has_seconds)
+        )
+
 
 def _value(token: str, field: Field) -> int:
     if token.isdigit():
@@ -170,9 +176,8 @@ def parse_cron(expression: object) -> CronSpec:
         expanded, _ = croniter.expand(croniter_expr, second_at_beginning=count == 6)
     except CroniterError as exc:  # defence in depth: our check should have caught it
         raise CronError(str(exc)) from None
-    hour_values = expanded[1]
-    hourly = hour_values == ["*"] or set(hour_values) == set(range(24))
-    return CronSpec(text, croniter_expr, count == 6, hourly)
+    # croniter writes an hour field covering all 24 hours as "*" (also "0-23", "*/1")
+    return CronSpec(text, croniter_expr, count == 6, expanded[1] == ["*"])
 
 
 # ---- time zones ---------------------------------------------------------------------------
@@ -258,17 +263,36 @@ def _end_of_second_pass(instant: datetime, zone: tzinfo) -> datetime:
     return datetime.fromtimestamp(high, UTC) + shift
 
 
+def _transition_before(instant: datetime, zone: tzinfo) -> datetime:
+    """The instant the clocks last changed at or before `instant` (within the 3 hours before
+    it), to the second: for an instant just after a DST gap, the first instant after it."""
+    offset = instant.astimezone(zone).utcoffset()
+    low, high = int(instant.timestamp()) - 3 * 3600, int(instant.timestamp())
+    while high - low > 1:
+        mid = (low + high) // 2
+        if datetime.fromtimestamp(mid, UTC).astimezone(zone).utcoffset() == offset:
+            high = mid
+        else:
+            low = mid
+    return datetime.fromtimestamp(high, UTC)
+
+
 def next_fire(spec: CronSpec, zone: tzinfo, after: datetime) -> datetime:
     """The first fire strictly after `after` (aware), in UTC.
 
-    croniter evaluates the expression in `zone`. Its results are kept with one rule added:
+    croniter evaluates the expression in `zone`; its results are kept except for these DST
+    rules, which it does not (all) follow by itself:
 
-    * A local time that does not exist (spring forward) fires once, at the first instant
-      after the gap (croniter already does this; tests pin it).
-    * A local time that happens twice (fall back) fires once, at its first occurrence, unless
-      the expression fires every hour (`hourly_or_finer`): such a schedule fires every real
-      hour, so the repeated hour runs twice. croniter alone fires both occurrences always;
-      here a candidate in the second pass is dropped and the search resumes after that pass.
+    * Schedules at set times of day (the hour field is not `*`):
+      - a local time that does not exist (spring forward) fires once, at the first instant
+        after the gap (croniter moves it forward in whole minutes, so `30 15 2 * * *` would
+        fire at 03:00:30: here it fires at 03:00:00);
+      - a local time that happens twice (fall back) fires once, at its first occurrence
+        (croniter fires both: a candidate in the second pass is dropped and the search
+        resumes after that pass).
+    * Schedules whose hour field is `*` (hourly or finer) fire every real hour: at each
+      matching local time that exists, both passes of a repeated hour included, and none for
+      the local times a gap removes (croniter's own behaviour).
 
     Raises CronError when the expression never matches a date.
     """
@@ -282,9 +306,19 @@ def next_fire(spec: CronSpec, zone: tzinfo, after: datetime) -> datetime:
                 second_at_beginning=spec.has_seconds,
             )
             candidate: datetime = it.get_next()
-            if spec.hourly_or_finer or not _second_pass(candidate, zone):
+            if spec.hourly_or_finer:
                 return candidate.astimezone(UTC)
-            cursor = _end_of_second_pass(candidate, zone) - timedelta(seconds=1)
+            if _second_pass(candidate, zone):
+                cursor = _end_of_second_pass(candidate, zone) - timedelta(seconds=1)
+                continue
+            if not spec.matches(candidate.astimezone(zone).replace(tzinfo=None)):
+                # moved forward out of a DST gap: fire at the first instant after the gap
+                gap_end = _transition_before(candidate, zone)
+                if gap_end <= after:  # that gap's fire is already behind us
+                    cursor = candidate
+                    continue
+                candidate = gap_end
+            return candidate.astimezone(UTC)
     except CroniterError as exc:
         raise CronError("the expression never matches a date") from exc
     raise CronError("no fire time found")  # pragma: no cover - needs 16 DST changes in a row
