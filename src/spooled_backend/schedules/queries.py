@@ -70,11 +70,12 @@ ORDER BY r.started_at DESC, r.id DESC
 LIMIT $3 OFFSET $4
 """
 
-# A run row: $1 org, $2 schedule, $3 job?, $4 status, $5 error?, $6 scheduled_for? (cron fire)
+# A run row: $1 org, $2 schedule, $3 job?, $4 status, $5 error?, $6 scheduled_for? (cron
+# fire), $7 started_at? (a cron fire started when the loop claimed it; default now)
 INSERT_RUN = """
 INSERT INTO schedule_runs (organization_id, schedule_id, job_id, status, error_message,
                            started_at, completed_at, scheduled_for)
-VALUES ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp(), $6)
+VALUES ($1, $2, $3, $4, $5, COALESCE($7::timestamptz, clock_timestamp()), clock_timestamp(), $6)
 RETURNING id, started_at
 """
 

@@ -279,7 +279,7 @@ async def trigger_schedule(
     current = await _lock(conn, auth, schedule_id)
     job_id, _ = await jobs.create_job(conn, settings, auth, _new_job(current), events)
     run = await conn.fetchrow(
-        q.INSERT_RUN, auth.organization_id, current["id"], job_id, "completed", None, None
+        q.INSERT_RUN, auth.organization_id, current["id"], job_id, "completed", None, None, None
     )
     await conn.execute(
         q.RECORD_FIRE, current["id"], auth.organization_id, run["started_at"], False, None
@@ -330,7 +330,7 @@ async def fire_due(
     status = "completed" if job_id is not None else "failed"
     run = await conn.fetchrow(
         q.INSERT_RUN, org_id, row["id"], job_id, status,
-        None if error is None else error[:ERROR_MESSAGE_MAX], row["next_run_at"],
+        None if error is None else error[:ERROR_MESSAGE_MAX], row["next_run_at"], row["now"],
     )
     if job_id is not None:
         await conn.execute(q.RECORD_FIRE, row["id"], org_id, run["started_at"], True, next_run_at)

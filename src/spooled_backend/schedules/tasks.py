@@ -168,7 +168,7 @@ class ScheduleFirer:
                 await conn.execute(q.ADVANCE, row["id"], row["organization_id"], nxt)
                 await conn.execute(
                     q.INSERT_RUN, row["organization_id"], row["id"], None, "failed",
-                    f"Internal error while firing: {type(exc).__name__}", None,
+                    f"Internal error while firing: {type(exc).__name__}", None, None,
                 )
         except Exception as again:  # noqa: BLE001 - quarantine still keeps the loop going
             log.error("could not record the failed fire", schedule_id=row["id"], error=repr(again))
