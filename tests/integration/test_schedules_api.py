@@ -393,6 +393,8 @@ async def test_accepted_dialect_extensions(api: Api, tenant: dict[str, Any]) -> 
 async def test_openapi_documents_the_routes(api: Api) -> None:
     doc = (await api.client.get("/openapi.json")).json()
     post = doc["paths"]["/api/v1/schedules"]["post"]
-    assert "cron_expression" in post["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    assert "201" in post["responses"]
+    ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert {"name", "cron_expression", "timezone", "payload_template"} <= set(schema["properties"])
+    assert {"201", "400", "401", "403", "413", "422", "429"} <= set(post["responses"])
     assert "/api/v1/schedules/{schedule_id}/history" in doc["paths"]

@@ -6,15 +6,13 @@ commit (other replicas are woken by the service's NOTIFY).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from spooled_backend.core import tenancy
 from spooled_backend.core.body import parse_body
 from spooled_backend.core.deps import Auth, Conn, State
+from spooled_backend.core.openapi import doc
 from spooled_backend.core.pagination import clamp_page
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.core.state import AppState
@@ -31,21 +29,11 @@ from spooled_backend.schedules.schemas import (
 router = APIRouter(prefix="/api/v1", tags=["schedules"])
 
 
-def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI request body of a route that parses its own body (core/body.py rules)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
-
-
 def _wake(state: AppState) -> None:
     tenancy.after_commit(state.schedule_wake.set)
 
 
-@router.get("/schedules", response_model=list[ScheduleOut])
+@router.get("/schedules", **doc(list[ScheduleOut], errors=(400,)))
 async def list_schedules(
     conn: Conn,
     auth: Auth,
@@ -63,8 +51,7 @@ async def list_schedules(
 
 
 @router.post(
-    "/schedules", status_code=201, response_model=ScheduleOut,
-    openapi_extra=_body_doc(CreateSchedule),
+    "/schedules", status_code=201, **doc(ScheduleOut, body=CreateSchedule, errors=(403,))
 )
 async def create_schedule(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """201 Schedule (a superset of the contract's `{id, name, cron_expression, next_run_at}`).
@@ -75,15 +62,14 @@ async def create_schedule(request: Request, state: State, conn: Conn, auth: Auth
     return json_response(created, status=201)
 
 
-@router.get("/schedules/{schedule_id}", response_model=ScheduleOut)
+@router.get("/schedules/{schedule_id}", **doc(ScheduleOut, errors=(404,)))
 async def get_schedule(schedule_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """200 Schedule; 404 unknown / out of scope."""
     return json_response(await service.get_schedule(conn, auth, schedule_id))
 
 
 @router.put(
-    "/schedules/{schedule_id}", response_model=ScheduleOut,
-    openapi_extra=_body_doc(UpdateSchedule),
+    "/schedules/{schedule_id}", **doc(ScheduleOut, body=UpdateSchedule, errors=(404,))
 )
 async def update_schedule(
     schedule_id: str, request: Request, state: State, conn: Conn, auth: Auth
@@ -95,20 +81,20 @@ async def update_schedule(
     return json_response(updated)
 
 
-@router.delete("/schedules/{schedule_id}", status_code=204)
+@router.delete("/schedules/{schedule_id}", status_code=204, **doc(None, errors=(404,)))
 async def delete_schedule(schedule_id: str, conn: Conn, auth: Auth) -> Response:
     """204; 404 unknown."""
     await service.delete_schedule(conn, auth, schedule_id)
     return empty_response()
 
 
-@router.post("/schedules/{schedule_id}/pause", response_model=ScheduleOut)
+@router.post("/schedules/{schedule_id}/pause", **doc(ScheduleOut, errors=(404,)))
 async def pause_schedule(schedule_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """No body (ignored) → 200 Schedule with `is_active: false`, `next_run_at` kept."""
     return json_response(await service.pause_schedule(conn, auth, schedule_id))
 
 
-@router.post("/schedules/{schedule_id}/resume", response_model=ScheduleOut)
+@router.post("/schedules/{schedule_id}/resume", **doc(ScheduleOut, errors=(404,)))
 async def resume_schedule(schedule_id: str, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """No body → 200 Schedule, `is_active: true`, `next_run_at` from now; 429 schedules cap."""
     resumed = await service.resume_schedule(conn, state.settings, auth, schedule_id)
@@ -116,7 +102,9 @@ async def resume_schedule(schedule_id: str, state: State, conn: Conn, auth: Auth
     return json_response(resumed)
 
 
-@router.post("/schedules/{schedule_id}/trigger", response_model=TriggerOut)
+@router.post(
+    "/schedules/{schedule_id}/trigger", **doc(TriggerOut, errors=(404, 413))
+)
 async def trigger_schedule(schedule_id: str, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """No body → 200 `{job_id, triggered_at}`; 429 daily quota, 413 payload, 404 unknown."""
     return json_response(
@@ -124,7 +112,9 @@ async def trigger_schedule(schedule_id: str, state: State, conn: Conn, auth: Aut
     )
 
 
-@router.get("/schedules/{schedule_id}/history", response_model=list[ScheduleRunOut])
+@router.get(
+    "/schedules/{schedule_id}/history", **doc(list[ScheduleRunOut], errors=(400, 404))
+)
 async def schedule_history(
     schedule_id: str, conn: Conn, auth: Auth, limit: int | None = None, offset: int | None = None
 ) -> JSONBody:
