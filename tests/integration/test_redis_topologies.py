@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -16,30 +17,38 @@ from tests.conftest import _api, make_settings
 from tests.support import RedisServer, free_port
 
 
-def _wait(port: int, check: str = "PING") -> redis.Redis:
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.execute_command(check)
-            return client
-        except redis.ConnectionError:
-            import time
-
-            time.sleep(0.05)
-    raise RuntimeError(f"redis on {port} did not start")
+def _start(args_for_port: Callable[[int], list[str]]) -> tuple[subprocess.Popen[bytes], int]:
+    """Start redis-server on a free port and wait for PING; a port taken between `free_port()`
+    and the bind (the server then exits) is retried on another one."""
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", *args_for_port(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                client.ping()
+                return proc, port
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=10)
+    raise RuntimeError("redis-server did not start")
 
 
 @pytest.fixture(scope="module")
 def sentinel(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     workdir = tmp_path_factory.mktemp("sentinel")
-    port = free_port()
-    conf = workdir / "sentinel.conf"
-    conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
-                    f"sentinel monitor spooled 127.0.0.1 {redis_server.port} 1\n")
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", str(conf), "--sentinel"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def args(port: int) -> list[str]:
+        conf = workdir / f"sentinel-{port}.conf"
+        conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
+                        f"sentinel monitor spooled 127.0.0.1 {redis_server.port} 1\n")
+        return [str(conf), "--sentinel"]
+
+    proc, port = _start(args)
     try:
-        _wait(port)
         yield port
     finally:
         proc.terminate()
@@ -49,19 +58,16 @@ def sentinel(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     workdir = tmp_path_factory.mktemp("cluster")
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port),
-                             "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--dir", str(workdir),
-                             "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = _start(lambda port: [
+        "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+        "--cluster-config-file", f"nodes-{port}.conf", "--dir", str(workdir), "--save", "",
+        "--appendonly", "no"])
     try:
-        client = _wait(port)
+        client = redis.Redis(host="127.0.0.1", port=port)
         client.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
-        for _ in range(200):
-            if b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO"):
-                break
-            import time
-
+        deadline = time.monotonic() + 30
+        while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "one-node cluster never became ok"
             time.sleep(0.05)
         yield port
     finally:
