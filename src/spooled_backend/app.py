@@ -34,6 +34,7 @@ from spooled_backend.schedules.routes import router as schedules_router
 from spooled_backend.schedules.tasks import ScheduleFirer
 from spooled_backend.scheduler.loops import Supervisor, default_loops
 from spooled_backend.webhooks.routes import router as webhooks_router
+from spooled_backend.webhooks.tasks import Dispatcher as WebhookDispatcher
 from spooled_backend.workers.routes import router as workers_router
 from spooled_backend.workflows.routes import router as workflows_router
 
@@ -103,12 +104,15 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
             state.read_pool = await create_pool(settings.database_read_url, settings)
         supervisor = Supervisor(pool, default_loops(state))
         schedule_firer = ScheduleFirer(state)  # cron schedules: wakes at the due time
+        state.webhooks = WebhookDispatcher(pool, settings)
         if run_loops:
             supervisor.start()
             await schedule_firer.start()
+            await state.webhooks.start(getattr(state, "listener", None))
         try:
             yield
         finally:
+            await state.webhooks.stop()
             await schedule_firer.stop()
             await supervisor.stop()
             await state.events.drain()

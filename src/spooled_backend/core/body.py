@@ -100,6 +100,11 @@ async def _read_capped(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+async def read_raw(request: Request) -> bytes:
+    """The raw body bytes (signature checks need them exactly), capped like every body."""
+    return await _read_capped(request)
+
+
 async def _read(request: Request, *, optional: bool) -> tuple[bool, Any]:
     """(present, value): present is False only for an empty optional body."""
     raw = await _read_capped(request)

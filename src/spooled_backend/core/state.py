@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -38,3 +39,5 @@ class AppState:
     read_pool: asyncpg.Pool | None = None
     # Wakes this process's cron firing loop (schedules/tasks.py) after a schedule changed.
     schedule_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Outgoing webhook delivery loop and its SSRF-pinned sender (webhooks/tasks.py).
+    webhooks: Any = None

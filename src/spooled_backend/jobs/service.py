@@ -51,6 +51,8 @@ class NewJob:
     parent_job_id: str | None = None
     completion_webhook: str | None = None
     completion_webhook_secret: str | None = None
+    # False for ingested webhooks: a new queue name is not charged to `max_queues` (§7.13).
+    charge_new_queue: bool = True
 
 
 def check_payload(auth: AuthContext, settings: Settings, payload: Any, field: str = "payload") -> None:
@@ -118,7 +120,9 @@ async def create_job(
                     )
                 parent_status = parent["status"]
                 dependencies_met = parent_status == "completed"
-            reservation = await quotas.reserve_jobs(conn, settings, auth, [job.queue_name], 1)
+            reservation = await quotas.reserve_jobs(
+                conn, settings, auth, [job.queue_name] if job.charge_new_queue else [], 1
+            )
             row = await conn.fetchrow(
                 q.INSERT_JOB,
                 auth.organization_id,
