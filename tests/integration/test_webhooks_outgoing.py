@@ -135,7 +135,7 @@ async def test_delivery_is_signed_and_recorded(
     hook = await make_hook(api, tenant, receiver.url, events=["job.created"])
     job_id = await create_job(api, tenant["headers"], queue_name="q1")
     await run_dispatch(api)
-    [got] = receiver.wait_for(1)
+    [got] = await receiver.wait_for(1)
     envelope = got.json()
     assert envelope["event"] == "job.created"
     assert envelope["data"] == {"job_id": job_id, "queue_name": "q1", "priority": 0,
@@ -153,3 +153,205 @@ async def test_delivery_is_signed_and_recorded(
     hook_now = (await api.client.get(f"/api/v1/outgoing-webhooks/{hook['id']}",
                                      headers=tenant["headers"])).json()
     assert hook_now["last_status"] == "success" and hook_now["last_triggered_at"] is not None
+
+
+async def _wait_attempts(db_url: str, delivery_id: str, attempts: int, timeout: float = 10.0) -> dict[str, Any]:
+    """Poll the outbox row until `attempts` attempts are recorded (claim released)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            row = await conn.fetchrow(
+                "SELECT status, attempts, claim_token, next_attempt_at - now() AS due_in, error "
+                "FROM outgoing_webhook_deliveries WHERE id = $1", delivery_id)
+            if row["attempts"] >= attempts and row["claim_token"] is None:
+                return dict(row)
+            assert asyncio.get_running_loop().time() < deadline, dict(row)
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
+async def test_delivery_survives_restarts_between_attempts(
+    settings: Any, db_url: str, receiver: Receiver
+) -> None:
+    """The receiver fails twice then succeeds; the service is stopped and started again after
+    each failed attempt. Exactly one successful delivery is recorded, after 3 attempts, each
+    signed afresh (own timestamp, attempt header), the envelope unchanged."""
+    import asyncpg
+
+    from tests.conftest import _api
+
+    receiver.script = [500, 503]
+    settings = settings.model_copy(update={"outgoing_webhook_max_attempts": 5})
+    # First life: create the subscription and the job; the running loop makes attempt 1.
+    async for api in _api(settings, db_url, run_loops=True):
+        org = await api.create_org()
+        headers = api.as_key(org["api_key"]["key"])
+        resp = await api.client.post("/api/v1/outgoing-webhooks", headers=headers, json={
+            "name": "durable", "url": receiver.url, "events": ["job.created"], "secret": SECRET})
+        assert resp.status_code == 201
+        hook_id = resp.json()["id"]
+        await create_job(api, headers, queue_name="durable")
+        await receiver.wait_for(1)
+        [row] = await outbox(api, org["organization"]["id"])
+        delivery_id = row["id"]
+        state = await _wait_attempts(db_url, delivery_id, 1)
+        assert state["status"] == "pending" and state["error"] == "HTTP 500"
+        assert 0 < state["due_in"].total_seconds() <= 1.0  # backoff 1 s
+    # Between lives: the retry waits in the database. Let its time come (controlled clock).
+    conn = await asyncpg.connect(db_url)
+    await conn.execute("UPDATE outgoing_webhook_deliveries SET next_attempt_at = now() WHERE id = $1",
+                       delivery_id)
+    async for api in _api(settings, db_url, run_loops=True):
+        await receiver.wait_for(2)
+        state = await _wait_attempts(db_url, delivery_id, 2)
+        assert state["status"] == "pending" and state["error"] == "HTTP 503"
+        assert 1.0 < state["due_in"].total_seconds() <= 2.0  # backoff 2 s
+    await conn.execute("UPDATE outgoing_webhook_deliveries SET next_attempt_at = now() WHERE id = $1",
+                       delivery_id)
+    async for api in _api(settings, db_url, run_loops=True):
+        await receiver.wait_for(3)
+        state = await _wait_attempts(db_url, delivery_id, 3)
+        assert state["status"] == "success"
+        resp = await api.client.get(f"/api/v1/outgoing-webhooks/{hook_id}/deliveries",
+                                    headers=headers)
+        [d] = resp.json()
+        assert d["status"] == "success" and d["attempts"] == 3 and d["error"] is None
+    await conn.close()
+    got = receiver.received
+    assert len(got) == 3
+    assert [g.headers["x-spooled-delivery-attempt"] for g in got] == ["1", "2", "3"]
+    stamps = [int(g.headers["x-spooled-timestamp"]) for g in got]
+    assert stamps == sorted(stamps)  # each attempt signs with the time it was sent
+    assert len({g.body for g in got}) == 1  # same envelope every time
+    for g in got:
+        check_signature(g.headers, g.body)
+
+
+@pytest.mark.parametrize(
+    ("action", "error", "status_code"),
+    [
+        (500, "HTTP 500", 500),
+        ("redirect", "HTTP 302 (redirects are not followed)", 302),
+        ("hang", "Request timed out", None),
+    ],
+)
+async def test_bad_receivers_are_recorded_failures(
+    api: Api, tenant: dict[str, Any], receiver: Receiver, action: Any, error: str,
+    status_code: int | None,
+) -> None:
+    api.state.webhooks.sender = delivery.Sender(False, timeout_secs=0.5, connect_timeout_secs=0.5)
+    receiver.script = [action]
+    await make_hook(api, tenant, receiver.url, events=["job.created"])
+    await create_job(api, tenant["headers"])
+    await run_dispatch(api)
+    [row] = await outbox(api, tenant["org_id"])
+    assert row["status"] == "pending" and row["attempts"] == 1 and row["claim_token"] is None
+    assert row["error"] == error and row["status_code"] == status_code
+    assert len(receiver.received) == 1  # the redirect was not followed
+
+
+async def test_huge_response_is_cut_short(api: Api, tenant: dict[str, Any], receiver: Receiver) -> None:
+    receiver.script = ["huge"]
+    await make_hook(api, tenant, receiver.url, events=["job.created"])
+    await create_job(api, tenant["headers"])
+    started = asyncio.get_running_loop().time()
+    await run_dispatch(api)
+    assert asyncio.get_running_loop().time() - started < 5
+    [row] = await outbox(api, tenant["org_id"])
+    assert row["status"] == "success" and len(row["response_body"]) == 1024
+
+
+async def test_retries_exhaust_then_auto_disable_after_20_failed_deliveries(
+    api: Api, tenant: dict[str, Any], receiver: Receiver
+) -> None:
+    receiver.default = 500
+    hook = await make_hook(api, tenant, receiver.url, events=["job.created"])
+    settings = api.state.settings
+    await create_job(api, tenant["headers"])
+    for attempt in range(1, settings.outgoing_webhook_max_attempts + 1):
+        async with api.state.pool.acquire() as c:
+            await c.execute("UPDATE outgoing_webhook_deliveries SET next_attempt_at = now() "
+                            "WHERE status = 'pending'")
+        await run_dispatch(api)
+        [row] = await outbox(api, tenant["org_id"])
+        assert row["attempts"] == attempt
+    assert row["status"] == "failed" and row["next_attempt_at"] is None
+    async with api.state.pool.acquire() as c:
+        h = await c.fetchrow("SELECT failure_count, enabled, last_status FROM outgoing_webhooks "
+                             "WHERE id = $1", hook["id"])
+        assert (h["failure_count"], h["enabled"], h["last_status"]) == (1, True, "failed")
+        # 19 failed deliveries so far: still on; the 20th turns it off.
+        await c.execute("UPDATE outgoing_webhooks SET failure_count = 19 WHERE id = $1", hook["id"])
+        await c.execute("UPDATE outgoing_webhook_deliveries SET status = 'pending', attempts = 4, "
+                        "next_attempt_at = now() WHERE webhook_id = $1", hook["id"])
+    await run_dispatch(api)
+    got = (await api.client.get(f"/api/v1/outgoing-webhooks/{hook['id']}",
+                                headers=tenant["headers"])).json()
+    assert got["failure_count"] == 20 and got["enabled"] is False
+    assert got["last_status"] == "auto_disabled"
+    # Disabled: no new deliveries are written.
+    await create_job(api, tenant["headers"])
+    assert len(await outbox(api, tenant["org_id"])) == 1
+    # Manual retry of the failed delivery: succeeds, resets the count.
+    receiver.default = 200
+    [row] = await outbox(api, tenant["org_id"])
+    resp = await api.client.post(f"/api/v1/outgoing-webhooks/{hook['id']}/retry/{row['id']}",
+                                 headers=tenant["headers"])
+    assert resp.status_code == 200 and resp.json() == {"success": True, "message": "Delivery succeeded"}
+    [row] = await outbox(api, tenant["org_id"])
+    assert row["status"] == "success" and row["attempts"] == 6
+    got = (await api.client.get(f"/api/v1/outgoing-webhooks/{hook['id']}",
+                                headers=tenant["headers"])).json()
+    assert got["failure_count"] == 0
+    again = await api.client.post(f"/api/v1/outgoing-webhooks/{hook['id']}/retry/{row['id']}",
+                                  headers=tenant["headers"])
+    assert again.status_code == 400
+    bad = await api.client.post(f"/api/v1/outgoing-webhooks/{hook['id']}/retry/not-a-uuid",
+                                headers=tenant["headers"])
+    assert bad.status_code == 400
+    # Re-enabling starts the failure count afresh.
+    resp = await api.client.put(f"/api/v1/outgoing-webhooks/{hook['id']}", json={"enabled": True},
+                                headers=tenant["headers"])
+    assert resp.json()["enabled"] is True and resp.json()["failure_count"] == 0
+
+
+async def test_two_dispatchers_never_send_one_delivery_twice(
+    api: Api, tenant: dict[str, Any], receiver: Receiver
+) -> None:
+    await make_hook(api, tenant, receiver.url, events=["job.created"])
+    resp = await api.client.post("/api/v1/jobs/bulk", headers=tenant["headers"], json={
+        "queue_name": "bulk", "jobs": [{"payload": {"i": i}} for i in range(40)]})
+    assert resp.status_code == 200
+    first = Dispatcher(api.state.pool, api.state.settings)
+    second = Dispatcher(api.state.pool, api.state.settings)
+    await asyncio.gather(first.dispatch_once(), second.dispatch_once())
+    await asyncio.gather(first.drain(), second.drain())
+    await first.sender.aclose()
+    await second.sender.aclose()
+    ids = [g.json()["id"] for g in receiver.received]
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert first.sent + second.sent == 40
+
+
+async def test_test_endpoint(api: Api, tenant: dict[str, Any], receiver: Receiver) -> None:
+    hook = await make_hook(api, tenant, receiver.url, events=["job.created"])
+    resp = await api.client.post(f"/api/v1/outgoing-webhooks/{hook['id']}/test",
+                                 headers=tenant["headers"])
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["success"] is True and body["status_code"] == 200
+    assert isinstance(body["response_time_ms"], int)
+    [got] = receiver.received
+    doc = got.json()
+    assert doc["event"] == "webhook.test" and doc["test"] is True
+    assert doc["webhook_id"] == hook["id"] and doc["organization_id"] == tenant["org_id"]
+    assert got.headers["user-agent"] == "Spooled-WebhookTest/1.0"
+    check_signature(got.headers, got.body)
+    receiver.script = [500]
+    resp = await api.client.post(f"/api/v1/outgoing-webhooks/{hook['id']}/test",
+                                 headers=tenant["headers"])
+    assert resp.json()["success"] is False and resp.json()["error"] == "HTTP 500"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -88,13 +89,13 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[Received]:
+    async def wait_for(self, n: int, timeout: float = 10.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
                 if len(self.received) >= n:
                     return list(self.received)
-            time.sleep(0.01)
+            await asyncio.sleep(0.01)
         raise AssertionError(f"receiver got {len(self.received)} requests, wanted {n}")
 
     def close(self) -> None:
