@@ -98,6 +98,16 @@ class Receiver:
             await asyncio.sleep(0.01)
         raise AssertionError(f"receiver got {len(self.received)} requests, wanted {n}")
 
+    def wait_sync(self, n: int, timeout: float = 15.0) -> list[Received]:
+        """`wait_for` for synchronous tests (the server runs in another process)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.received) >= n:
+                    return list(self.received)
+            time.sleep(0.02)
+        raise AssertionError(f"receiver got {len(self.received)} requests, wanted {n}")
+
     def close(self) -> None:
         self._release.set()
         self.server.shutdown()

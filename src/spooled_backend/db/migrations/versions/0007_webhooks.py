@@ -127,8 +127,12 @@ DECLARE
     inserted bigint := 0;
     completions bigint := 0;
 BEGIN
-    -- The common case (no subscription in these organizations, no completion webhook) costs
-    -- one indexed probe and a scan of the statement's new rows.
+    -- Cheap exits first: statements that change no status (heartbeats, priority, gating) and
+    -- organizations without subscriptions or completion webhooks (one indexed probe).
+    IF NOT EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
+                   WHERE n.status IS DISTINCT FROM o.status) THEN
+        RETURN NULL;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM outgoing_webhooks w
                    WHERE w.enabled AND w.organization_id IN (SELECT organization_id FROM new_rows))
        AND NOT EXISTS (SELECT 1 FROM new_rows WHERE completion_webhook IS NOT NULL) THEN
