@@ -326,15 +326,22 @@ async def test_two_dispatchers_never_send_one_delivery_twice(
     resp = await api.client.post("/api/v1/jobs/bulk", headers=tenant["headers"], json={
         "queue_name": "bulk", "jobs": [{"payload": {"i": i}} for i in range(40)]})
     assert resp.status_code == 200
-    first = Dispatcher(api.state.pool, api.state.settings)
-    second = Dispatcher(api.state.pool, api.state.settings)
-    await asyncio.gather(first.dispatch_once(), second.dispatch_once())
-    await asyncio.gather(first.drain(), second.drain())
-    await first.sender.aclose()
-    await second.sender.aclose()
+    small = api.state.settings.model_copy(update={"outgoing_webhook_max_concurrent_deliveries": 4})
+    first = Dispatcher(api.state.pool, small, poll_interval_secs=0.01)
+    second = Dispatcher(api.state.pool, small, poll_interval_secs=0.01)
+    await first.start()
+    await second.start()
+    await receiver.wait_for(40)
+    while first.sent + second.sent < 40:
+        await asyncio.sleep(0.01)
+    await first.stop()
+    await second.stop()
+    assert first.sent > 0 and second.sent > 0  # both took part, 4 at a time each
     ids = [g.json()["id"] for g in receiver.received]
     assert len(ids) == 40 and len(set(ids)) == 40
     assert first.sent + second.sent == 40
+    rows = await outbox(api, tenant["org_id"])
+    assert [(r["status"], r["attempts"]) for r in rows] == [("success", 1)] * 40
 
 
 async def test_test_endpoint(api: Api, tenant: dict[str, Any], receiver: Receiver) -> None:
