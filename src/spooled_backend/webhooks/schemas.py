@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from spooled_backend.core.openapi import Out
 from spooled_backend.core.validators import StrictBool, StrictInt
 from spooled_backend.webhooks.rules import EVENTS, FORMATS
 
@@ -83,7 +84,7 @@ class IngestSecret(BaseModel):
 # ---- response models (OpenAPI) ------------------------------------------------------------
 
 
-class OutgoingWebhookOut(BaseModel):
+class OutgoingWebhookOut(Out):
     id: str
     organization_id: str
     name: str
@@ -98,7 +99,7 @@ class OutgoingWebhookOut(BaseModel):
     updated_at: datetime
 
 
-class DeliveryOut(BaseModel):
+class DeliveryOut(Out):
     id: str
     webhook_id: str
     event: str
@@ -112,19 +113,19 @@ class DeliveryOut(BaseModel):
     delivered_at: datetime | None = None
 
 
-class TestResult(BaseModel):
+class WebhookTestOut(Out):
     success: bool
     status_code: int | None = None
     response_time_ms: int
     error: str | None = None
 
 
-class RetryResult(BaseModel):
+class DeliveryRetryOut(Out):
     success: bool
     message: str
 
 
-class IngestResult(BaseModel):
+class IngestOut(Out):
     job_id: str
     queue_name: str
     status: str
@@ -132,7 +133,7 @@ class IngestResult(BaseModel):
                                       "matched an existing job")
 
 
-class InboundDeliveryOut(BaseModel):
+class InboundDeliveryOut(Out):
     id: str
     provider: Literal["custom", "github", "stripe"]
     event_type: str
@@ -143,7 +144,7 @@ class InboundDeliveryOut(BaseModel):
     created_at: datetime
 
 
-class IngestSecretOut(BaseModel):
+class IngestSecretOut(Out):
     provider: Literal["github", "stripe"]
     configured: bool
     created_at: datetime | None = None
