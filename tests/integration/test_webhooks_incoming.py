@@ -39,6 +39,9 @@ async def set_secret(api: Api, tenant: dict[str, Any], provider: str, secret: st
 
 async def test_custom_ingest_creates_job_and_dedupes(api: Api, tenant: dict[str, Any]) -> None:
     token = await webhook_token(api, tenant)
+    hook = await api.client.post("/api/v1/outgoing-webhooks", headers=tenant["headers"], json={
+        "name": "h", "url": "http://127.0.0.1:9/h", "events": ["job.created"]})
+    assert hook.status_code == 201
     url = f"/api/v1/webhooks/{tenant['org_id']}/custom"
     body = {"queue_name": "incoming", "event_type": "order.paid", "payload": {"order": 7},
             "idempotency_key": "order-7", "priority": 5}
@@ -52,6 +55,10 @@ async def test_custom_ingest_creates_job_and_dedupes(api: Api, tenant: dict[str,
     assert again.json()["job_id"] == job["job_id"] and again.json()["created"] is False
     got = (await api.client.get(f"/api/v1/jobs/{job['job_id']}", headers=tenant["headers"])).json()
     assert got["payload"] == {"order": 7} and got["priority"] == 5
+    async with api.state.pool.acquire() as c:  # job.created says where the job came from
+        [data] = await c.fetch("SELECT payload -> 'data' AS d FROM outgoing_webhook_deliveries")
+    assert data["d"] == {"job_id": job["job_id"], "queue_name": "incoming", "priority": 5,
+                         "status": "pending", "source": "incoming_webhook"}
     rows = await log(api, tenant)
     assert [r["status"] for r in rows] == ["duplicate", "created"]
     assert rows[1] == {"id": rows[1]["id"], "provider": "custom", "event_type": "order.paid",

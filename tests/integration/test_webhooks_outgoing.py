@@ -362,3 +362,54 @@ async def test_test_endpoint(api: Api, tenant: dict[str, Any], receiver: Receive
     resp = await api.client.post(f"/api/v1/outgoing-webhooks/{hook['id']}/test",
                                  headers=tenant["headers"])
     assert resp.json()["success"] is False and resp.json()["error"] == "HTTP 500"
+
+
+@pytest_asyncio.fixture
+async def prod_api(db_url: str) -> AsyncIterator[Api]:
+    from tests.conftest import _api, make_settings
+
+    async for item in _api(make_settings(db_url, rust_env="production"), db_url):
+        yield item
+
+
+async def test_production_refuses_private_targets_at_create_and_send(prod_api: Api) -> None:
+    api = prod_api
+    org = await api.create_org()
+    headers = api.as_key(org["api_key"]["key"])
+    async with api.state.pool.acquire() as c:
+        await c.execute("UPDATE organizations SET plan_tier = 'enterprise' WHERE id = $1",
+                        org["organization"]["id"])
+    for url in ("http://example.com/h", "https://127.0.0.1/h", "https://0x7f.1/h",
+                "https://[::ffff:10.0.0.1]/h", "https://169.254.169.254/latest", "https://localhost/"):
+        resp = await api.client.post("/api/v1/outgoing-webhooks", headers=headers, json={
+            "name": "x", "url": url, "events": ["job.created"]})
+        assert resp.status_code == 400, (url, resp.text)
+    # A name is accepted at create time; at send time it resolves to a private address and the
+    # connection is never made (resolver stub), the attempt recorded as a failure.
+    resp = await api.client.post("/api/v1/outgoing-webhooks", headers=headers, json={
+        "name": "x", "url": "https://hooks.internal-example.com/h", "events": ["job.created"]})
+    assert resp.status_code == 201, resp.text
+
+    async def resolve(host: str, port: int) -> list[str]:
+        assert host == "hooks.internal-example.com"
+        return ["10.1.2.3"]
+
+    api.state.webhooks.sender = delivery.Sender(True, resolve=resolve)
+    await create_job(api, headers)
+    await run_dispatch(api)
+    [row] = await outbox(api, org["organization"]["id"])
+    assert row["status"] == "pending" and row["attempts"] == 1 and row["status_code"] is None
+    assert row["error"] == "Webhook target 10.1.2.3 is not allowed (private address)"
+
+
+async def test_chat_formats_are_rendered_and_signed(
+    api: Api, tenant: dict[str, Any], receiver: Receiver
+) -> None:
+    await make_hook(api, tenant, receiver.url, events=["job.created"], format="discord")
+    job_id = await create_job(api, tenant["headers"], queue_name="chat")
+    await run_dispatch(api)
+    [got] = await receiver.wait_for(1)
+    doc = got.json()
+    assert doc["content"] == f"Spooled: job.created ({job_id})"
+    assert {"name": "queue_name", "value": "chat", "inline": True} in doc["embeds"][0]["fields"]
+    check_signature(got.headers, got.body)
