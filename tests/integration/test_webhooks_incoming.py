@@ -225,3 +225,22 @@ async def test_inbound_log_filters_validated(api: Api, tenant: dict[str, Any], s
     assert r.status_code == 400
     r = await api.client.get("/api/v1/webhooks/deliveries?since=yesterday", headers=tenant["headers"])
     assert r.status_code == 400
+
+
+async def test_oversized_body_is_refused_and_logged(api: Api, tenant: dict[str, Any]) -> None:
+    """Over 5 MiB: a declared Content-Length is refused (413) by the body-limit middleware before
+    any route runs; a chunked body is refused while it is read, and that attempt is logged."""
+    token = await webhook_token(api, tenant)
+    url = f"/api/v1/webhooks/{tenant['org_id']}/custom"
+    headers = {"X-Webhook-Token": token, "Content-Type": "application/json"}
+    raw = b'{"queue_name":"q","payload":"' + b"x" * (6 * 1024 * 1024) + b'"}'
+    assert (await api.client.post(url, content=raw, headers=headers)).status_code == 413
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(raw), 65536):
+            yield raw[i:i + 65536]
+
+    resp = await api.client.post(url, content=chunks(), headers=headers)
+    assert resp.status_code == 413
+    [row] = await log(api, tenant)
+    assert row["status"] == "rejected" and "exceeds" in row["error"]

@@ -222,10 +222,12 @@ async def ingest(
     tenant_role: str | None,
     org_id: str,
     provider: str,
-    raw: bytes,
+    raw: bytes | SpooledError,
     headers: Mapping[str, str],
 ) -> dict[str, Any]:
     """Verify, create the job, log the attempt → `{job_id, queue_name, status, created}`.
+
+    `raw` is the body, or the error reading it raised (413 over 5 MiB), logged like the others.
 
     Raises NotFound (404 unknown organization), BadRequest (400 not HTTPS in production),
     AuthenticationFailed (401 token/signature/missing secret), InvalidJson / ValidationFailed
@@ -235,6 +237,8 @@ async def ingest(
     await tenancy.bind_tenant(conn, org.id, tenant_role)
     attempt = Attempt(provider=provider, event_type=provider if provider == "custom" else "unknown")
     try:
+        if isinstance(raw, SpooledError):
+            raise raw
         _check_transport(settings, headers)
         if provider == "custom":
             job = parse_custom(org, raw, headers, attempt)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from spooled_backend.core.body import parse_body, read_raw, validation_error
 from spooled_backend.core.deps import Auth, Conn, State
-from spooled_backend.core.errors import ValidationFailed
+from spooled_backend.core.errors import SpooledError, ValidationFailed
 from spooled_backend.core.openapi import NONE, STRIPE, UNRESTRICTED, WEBHOOK_TOKEN, doc
 from spooled_backend.core.pagination import clamp_page
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
@@ -148,7 +148,11 @@ async def list_inbound_deliveries(
 
 
 async def _ingest(provider: str, org_id: str, request: Request, state: State, conn: Conn) -> JSONBody:
-    raw = await read_raw(request)
+    raw: bytes | SpooledError
+    try:
+        raw = await read_raw(request)
+    except SpooledError as exc:  # 413: still logged against the organization
+        raw = exc
     result = await ingest.ingest(
         conn, state.pool, state.settings, state.events, state.tenant_role, org_id, provider,
         raw, request.headers,

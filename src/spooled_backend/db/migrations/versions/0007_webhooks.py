@@ -69,10 +69,14 @@ CREATE OR REPLACE FUNCTION spooled_outbox_jobs_insert() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
     inserted bigint;
+    orgs text[];
 BEGIN
+    -- One small query over the transition table, then a plain indexed probe (whose plan
+    -- PL/pgSQL keeps): organizations without a `job.created` subscription stop here.
+    SELECT array_agg(DISTINCT organization_id) INTO orgs FROM new_rows;
     IF NOT EXISTS (SELECT 1 FROM outgoing_webhooks w
-                   WHERE w.enabled AND 'job.created' = ANY (w.events)
-                     AND w.organization_id IN (SELECT organization_id FROM new_rows)) THEN
+                   WHERE w.organization_id = ANY (orgs) AND w.enabled
+                     AND 'job.created' = ANY (w.events)) THEN
         RETURN NULL;
     END IF;
     {_FAN_OUT % '''
@@ -127,15 +131,16 @@ DECLARE
     inserted bigint := 0;
     completions bigint := 0;
 BEGIN
-    -- Cheap exits first: statements that change no status (heartbeats, priority, gating) and
-    -- organizations without subscriptions or completion webhooks (one indexed probe).
-    IF NOT EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
-                   WHERE n.status IS DISTINCT FROM o.status) THEN
-        RETURN NULL;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM outgoing_webhooks w
-                   WHERE w.enabled AND w.organization_id IN (SELECT organization_id FROM new_rows))
-       AND NOT EXISTS (SELECT 1 FROM new_rows WHERE completion_webhook IS NOT NULL) THEN
+    -- One query decides whether there is anything to do: a row whose status changed, in an
+    -- organization with an enabled subscription or with a completion webhook. Statements that
+    -- change no status (heartbeats, priority, gating) and organizations without webhooks stop
+    -- here.
+    IF NOT EXISTS (
+        SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE n.status IS DISTINCT FROM o.status
+          AND (n.completion_webhook IS NOT NULL
+               OR EXISTS (SELECT 1 FROM outgoing_webhooks w
+                          WHERE w.organization_id = n.organization_id AND w.enabled))) THEN
         RETURN NULL;
     END IF;
     WITH changed AS (
