@@ -387,7 +387,7 @@ async def test_two_parents_of_a_join_completing_at_once_release_it(api: Api, ten
         leases = {j["id"]: j["lease_id"] for j in await claim(api, h, queue="join", limit=2)}
         recorders = [Recorder(), Recorder()]
 
-        async def complete(job: str, rec: Recorder, delay: float) -> None:
+        async def complete(job: str, rec: Recorder, delay: float, leases: dict[str, str] = leases) -> None:
             async with api.state.pool.acquire() as c, c.transaction():
                 await service.complete_job(c, auth, job, "w1", leases[job], None, rec)
                 await asyncio.sleep(delay)

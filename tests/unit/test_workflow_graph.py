@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,7 +48,7 @@ def test_a_back_edge_is_reported_as_a_real_cycle(deps: dict[str, list[str]], dat
     deps[parent] = sorted(set(deps[parent]) | {child})  # parent now also waits for child
     cycle = find_cycle(deps)
     assert cycle is not None and cycle[0] == cycle[-1] and len(cycle) >= 3
-    for waiter, waited in zip(cycle, cycle[1:], strict=False):
+    for waiter, waited in itertools.pairwise(cycle):
         assert waited in deps[waiter], (cycle, waiter, waited)
     with pytest.raises(BadRequest, match="Workflow has a dependency cycle: "):
         check_graph(_jobs(deps))
