@@ -324,6 +324,17 @@ class Run:
         for retained in s["growth"]:
             t = time.perf_counter()
             step = 500_000
+            # Bulk load as a restore would: secondary indexes dropped, rows inserted, the same
+            # indexes rebuilt from their own definitions (several times faster than maintaining
+            # them row by row; the schema afterwards is identical).
+            indexes = await db.fetch("""
+                SELECT c.relname, pg_get_indexdef(i.indexrelid) AS def FROM pg_index i
+                JOIN pg_class c ON c.oid = i.indexrelid
+                WHERE i.indrelid = 'jobs'::regclass
+                  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+            """) if retained > loaded else []
+            for ix in indexes:
+                await db.execute(f'DROP INDEX "{ix["relname"]}"')
             while loaded < retained:
                 n = min(step, retained - loaded)
                 await db.execute("""
@@ -336,6 +347,9 @@ class Run:
                     FROM generate_series($3::bigint + 1, $3::bigint + $4) g
                 """, self.org, queue, loaded, n)
                 loaded += n
+            await db.execute("SET maintenance_work_mem = '256MB'")
+            for ix in indexes:
+                await db.execute(ix["def"])
             if retained:
                 await db.execute("VACUUM ANALYZE jobs")
                 say(f"growth: {retained:,} finished jobs retained "

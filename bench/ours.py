@@ -178,6 +178,10 @@ def sdk_drain(target: Target, concurrency: int, jobs: int, seconds: float,
     from spooled.worker import SpooledWorker
 
     queue = queue_name("sdk")
+    # It sleeps poll_interval after every claim of at most `concurrency` jobs: enqueue what it
+    # can possibly take in `seconds`, not the whole drain size.
+    interval = poll_interval if poll_interval is not None else 1.0
+    jobs = min(jobs, int(concurrency * seconds / interval * 1.5) + 50)
     asyncio.run(_run_enqueue(target, queue, jobs))
     client = SpooledClient(api_key=target.key, base_url=target.base_url)
     kwargs: dict[str, Any] = {"queue_name": queue, "concurrency": concurrency}
