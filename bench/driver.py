@@ -381,8 +381,6 @@ class Run:
             "graphile": ["node", str(envs.BENCH / "peers" / "graphile.mjs")],
             "pgboss": ["node", str(envs.BENCH / "peers" / "pgboss.mjs")],
         }
-        budget = sum(t.get("cap", 0) + t.get("seconds", 0) + t.get("spread", 0) + 20
-                     for t in tasks)
         for name, cmd in commands.items():
             self.phase(f"peer-{name}")
             if name in ("graphile", "pgboss") and node_problem:
@@ -391,19 +389,57 @@ class Run:
                 continue
             dsn = admin_dsn.rsplit("/", 1)[0] + "/" + PEER_DBS[name]
             say(f"peer {name}: {len(tasks)} tasks")
-            try:
-                proc = subprocess.run([*cmd, json.dumps({"dsn": dsn, "tasks": tasks})],
-                                      capture_output=True, text=True, timeout=budget,
-                                      cwd=envs.REPO, stdin=subprocess.DEVNULL)
-                out, err = proc.stdout, proc.stderr
-            except subprocess.TimeoutExpired as exc:
-                out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-                err = "timed out"
-            got = [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
-            for item in got:
-                self._peer_record(name, item["task"], item["result"])
-            for t in tasks[len(got):]:
-                self._peer_record(name, t, {"status": f"error: {err.strip()[-200:]}"})
+            remaining = list(tasks)
+            while remaining:
+                remaining = self._peer_process(name, cmd, dsn, remaining)
+
+    def _peer_process(self, name: str, cmd: list[str], dsn: str, tasks: list[dict]) -> list[dict]:
+        """Run `tasks` in one peer process, each under its own deadline; a task past it is
+        recorded as timed out, the process killed, and the tasks after it are returned to be
+        run in a fresh process."""
+        import queue as queue_mod
+
+        proc = subprocess.Popen([*cmd, json.dumps({"dsn": dsn, "tasks": tasks})],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=envs.REPO, stdin=subprocess.DEVNULL)
+        lines: queue_mod.Queue[str | None] = queue_mod.Queue()
+        err: list[str] = []
+
+        def pump(stream, sink) -> None:
+            for line in stream:
+                sink(line)
+            if stream is proc.stdout:
+                lines.put(None)
+
+        threading.Thread(target=pump, args=(proc.stdout, lines.put), daemon=True).start()
+        threading.Thread(target=pump, args=(proc.stderr, err.append), daemon=True).start()
+        for n, task in enumerate(tasks):
+            # Generous: enqueue of a large drain on a loaded machine, process start, schema reset.
+            budget = 90 + 2 * (task.get("cap", 0) + task.get("seconds", 0)
+                               + task.get("spread", 0) + task.get("grace", 0))
+            deadline = time.monotonic() + budget
+            got = None
+            while got is None:
+                try:
+                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue_mod.Empty:
+                    break
+                if line is None:
+                    break
+                if line.startswith("RESULT "):
+                    got = json.loads(line[7:])
+            if got is not None:
+                self._peer_record(name, got["task"], got["result"])
+                continue
+            proc.kill()
+            proc.wait(10)
+            timed_out = time.monotonic() >= deadline
+            why = (f"error: timed out after {budget:.0f} s" if timed_out else
+                   f"error: {name} exited {proc.returncode}: {''.join(err)[-200:].strip()}")
+            self._peer_record(name, task, {"status": why})
+            return tasks[n + 1:]
+        proc.wait(30)
+        return []
 
     def _peer_record(self, name: str, task: dict, result: dict) -> None:
         kind = task["kind"]

@@ -46,10 +46,20 @@ def _lit(value: object) -> str:
 
 
 def bind(sql: str, params: dict[int, object]) -> str:
-    """Replace $N by literals (pgbench `:var` references inside strings stay as they are)."""
-    return re.sub(r"\$(\d+)(?!\d)", lambda m: params[int(m.group(1))]
-                  if isinstance(params[int(m.group(1))], _Raw) else _lit(params[int(m.group(1))]),
-                  sql)
+    """Replace $N by literals (pgbench `:var` references inside strings stay as they are).
+
+    The maps in this file follow the parameter comments of jobs/queries.py; a statement that
+    grows a parameter fails here by name rather than running something else."""
+
+    def one(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        if n not in params:
+            raise RuntimeError(f"bench/floor.py has no value for ${n} of this statement: "
+                               "update its parameter map (see jobs/queries.py)")
+        value = params[n]
+        return value if isinstance(value, _Raw) else _lit(value)
+
+    return re.sub(r"\$(\d+)(?!\d)", one, sql)
 
 
 class _Raw(str):
@@ -77,6 +87,18 @@ def claim_sql(org: str, queue: str, limit: int, worker: str) -> str:
 
 
 def complete_array_sql(org: str, worker: str) -> str:
+    """The batch acknowledgement statement (queries.ACK_JOBS, when the server has it) for the
+    claimed arrays; before it existed, the same fenced UPDATE + history row as COMPLETE_JOB."""
+    from spooled_backend.jobs import queries
+
+    ack = getattr(queries, "ACK_JOBS", None)
+    if ack is not None:
+        n = "cardinality(':ids'::text[])"
+        return one_line(bind(ack, {
+            1: org, 2: _Raw(worker), 3: _Raw("':ids'"), 4: _Raw("':leases'"),
+            5: _Raw(f"array_fill(NULL::jsonb, ARRAY[{n}])"),
+            6: _Raw(f"array_fill('complete'::text, ARRAY[{n}])"),
+            7: _Raw(f"array_fill(NULL::text, ARRAY[{n}])"), 8: None}))
     return one_line(f"""
 WITH done AS (
     UPDATE jobs j SET status = 'completed', result = NULL, completed_at = now(),

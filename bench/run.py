@@ -29,7 +29,7 @@ SIZES: dict[str, dict] = {
                   pickup_rates=[200, 1000], pickup_seconds=0.5, delayed_jobs=50,
                   delayed_spread=0.5, api_rate=1000, api_seconds=0.5, grace=1.0, lead=0.5,
                   growth=[0, 5_000, 20_000], growth_samples=50, peer_drain_jobs=300),
-    "full": dict(drain_jobs=50_000, drain_cap=30.0, consumers=[1, 8, 32], sdk_seconds=6.0,
+    "full": dict(drain_jobs=50_000, drain_cap=20.0, consumers=[1, 8, 32], sdk_seconds=6.0,
                  pickup_rates=[200, 1000], pickup_seconds=5.0, delayed_jobs=2000,
                  delayed_spread=10.0, api_rate=1000, api_seconds=5.0, grace=3.0, lead=1.0,
                  growth=[0, 1_000_000, 5_000_000], growth_samples=500, peer_drain_jobs=50_000),
