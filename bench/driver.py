@@ -267,7 +267,8 @@ class Run:
         rate = s["api_rate"]
         for system, t in (("ours", target), ("stub", stub)):
             try:
-                api = await ours.api_latency(t, rate, s["api_seconds"])
+                api = await ours.api_latency(t, rate, s["api_seconds"],
+                                             min(10.0, max(2.0, 2 * s["api_seconds"])))
             except Exception as exc:
                 api = {op: {"status": f"error: {exc!r}"[:300]} for op in ("create", "claim",
                                                                          "complete")}
@@ -503,7 +504,7 @@ def run(args: argparse.Namespace, size: dict, poll: float, wait_ms: int) -> int:
         say(f"server capabilities: batch ack {caps['ack'] or 'yes'}, "
             f"wait_ms {caps['wait_ms'] or 'yes'}")
         # Warm-up: first-use costs (key verification, statement preparation) out of the figures.
-        run_(ours.drain(target, 4, 200, 10, "complete"))
+        run_(ours.drain(target, 4, 40, 10, "complete"))
 
         run_(r.drains(target, stub_target, caps))
         floor = Floor(_dsn_parts(server_url), r.org)

@@ -308,17 +308,19 @@ async def open_loop(rate: float, seconds: float, fn: Callable[[int], Awaitable[A
         except Exception:
             errors += 1
 
-    tasks = []
+    tasks: dict[asyncio.Task, float] = {}
     start = time.perf_counter() + 0.02
     for i in range(n):
         due = start + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, due)))
+        tasks[asyncio.create_task(one(i, due))] = due
     done, pending = await asyncio.wait(tasks, timeout=drain_timeout) if tasks else (set(), set())
+    now = time.perf_counter()
     for task in pending:
         task.cancel()
+        latencies.append(now - tasks[task])  # still unanswered: at least this long
     return latencies, errors + len(pending)
 
 
@@ -381,7 +383,8 @@ async def delayed(target: Target, jobs: int, spread: float, wait_ms: int | None,
 
 
 # --------------------------------------------------------------------------- (d) API latency
-async def api_latency(target: Target, rate: float, seconds: float) -> dict[str, dict]:
+async def api_latency(target: Target, rate: float, seconds: float,
+                      drain_timeout: float = 10.0) -> dict[str, dict]:
     """Open-loop create, then claim (limit 1) of those jobs, then complete of the claimed ones."""
     queue = queue_name("api")
     pool = target.pool(256)
@@ -389,7 +392,7 @@ async def api_latency(target: Target, rate: float, seconds: float) -> dict[str, 
     out: dict[str, dict] = {}
     try:
         lat, err = await open_loop(rate, seconds, lambda i: pool.post(
-            f"{API}/jobs", {"queue_name": queue, "payload": {"i": i}}))
+            f"{API}/jobs", {"queue_name": queue, "payload": {"i": i}}), drain_timeout)
         out["create"] = {"status": "ok", **percentiles(lat), "errors": err}
         leases: list[tuple[str, str]] = []
 
@@ -398,7 +401,7 @@ async def api_latency(target: Target, rate: float, seconds: float) -> dict[str, 
                                                          "limit": 1, "lease_duration_secs": 300})
             leases.extend((j["id"], j["lease_id"]) for j in body["jobs"])
 
-        lat, err = await open_loop(rate, seconds, claim)
+        lat, err = await open_loop(rate, seconds, claim, drain_timeout)
         out["claim"] = {"status": "ok", **percentiles(lat), "errors": err}
 
         async def complete(i: int) -> None:
@@ -406,7 +409,7 @@ async def api_latency(target: Target, rate: float, seconds: float) -> dict[str, 
             await pool.post(f"{API}/jobs/{job_id}/complete",
                             {"worker_id": worker, "lease_id": lease})
 
-        lat, err = await open_loop(rate, len(leases) / rate, complete)
+        lat, err = await open_loop(rate, len(leases) / rate, complete, drain_timeout)
         out["complete"] = {"status": "ok", **percentiles(lat), "errors": err}
     finally:
         await pool.close()

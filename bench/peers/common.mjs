@@ -37,17 +37,18 @@ export async function openLoop(rate, seconds, fn, drainTimeoutS = 10) {
     const due = start + i / rate;
     const delay = due - mono();
     if (delay > 0.001) await sleep(delay * 1000);
-    calls.push(
-      fn(i).then(
-        () => lat.push(mono() - due),
-        () => { errors += 1; },
-      ),
+    const call = { due, settled: false };
+    calls.push(call);
+    fn(i).then(
+      () => { call.settled = true; lat.push(mono() - due); },
+      () => { call.settled = true; errors += 1; },
     );
   }
-  let pending = calls.length;
-  calls.forEach((c) => c.finally(() => { pending -= 1; }));
-  await waitUntil(() => pending === 0, drainTimeoutS);
-  return [lat, errors + pending];
+  await waitUntil(() => calls.every((c) => c.settled), drainTimeoutS);
+  const open = calls.filter((c) => !c.settled);
+  const t = mono();
+  for (const c of open) lat.push(t - c.due); // still unanswered: at least this long
+  return [lat, errors + open.length];
 }
 
 export async function main(handlers) {
