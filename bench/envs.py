@@ -38,10 +38,17 @@ def _stale(marker: Path, source: Path) -> bool:
 
 
 def ensure_project() -> None:
+    """The project's venv, (re)installed when pyproject.toml changed since the last install."""
+    marker = REPO / ".venv" / ".bench-installed-pyproject.toml"
+    pyproject = REPO / "pyproject.toml"
+    if PROJECT_PY.exists() and not _stale(marker, pyproject):
+        return
     if not PROJECT_PY.exists():
         _say("creating .venv (the project, with the official SDK)")
         _run([sys.executable, "-m", "venv", str(REPO / ".venv")])
-        _run([str(PROJECT_PY), "-m", "pip", "install", "-q", "-e", ".[test]"])
+    _say("installing the project into .venv (pip install -e '.[test]')")
+    _run([str(PROJECT_PY), "-m", "pip", "install", "-q", "-e", ".[test]"])
+    shutil.copyfile(pyproject, marker)
 
 
 def ensure_peers() -> None:
