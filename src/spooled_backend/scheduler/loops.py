@@ -14,7 +14,7 @@ import structlog
 from spooled_backend.core import tenancy
 from spooled_backend.core.state import AppState
 from spooled_backend.jobs import dependencies
-from spooled_backend.scheduler import recovery
+from spooled_backend.scheduler import recovery, retention
 from spooled_backend.workers import liveness
 
 log = structlog.get_logger(__name__)
@@ -89,6 +89,9 @@ def default_loops(state: AppState) -> list[Loop]:
         # backstop: dependents/workflows a transition did not settle (CONTRACT §15)
         Loop("dependency_sweep", DEPENDENCY_SWEEP_SECS,
              lambda c: dependencies.sweep_dependencies(c, events)),
+        # per-org retention of finished jobs, history, webhook deliveries (CONTRACT §15, ops)
+        Loop("retention", s.scheduler_maintenance_interval_secs,
+             lambda c: retention.sweep_retention(c, s)),
     ]
 
 
