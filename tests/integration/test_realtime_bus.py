@@ -169,3 +169,33 @@ async def test_openapi_documents_the_realtime_routes(api: Api) -> None:
         content = spec["paths"][path]["get"]["responses"]["200"]["content"]
         assert list(content) == ["text/event-stream"], path
     assert "101" in spec["paths"]["/api/v1/ws"]["get"]["responses"]
+
+
+async def test_queue_stats_are_published_for_watched_organizations_on_change(
+    api: Api, tenant: dict[str, Any]
+) -> None:
+    from spooled_backend.core import tenancy
+    from spooled_backend.realtime.tasks import QueueStatsPublisher
+
+    publisher = QueueStatsPublisher(api.state.events)
+
+    async def run_once() -> int:
+        pending = tenancy.open_after_commit()
+        async with api.state.pool.acquire() as conn:
+            count = await publisher.run(conn)
+        tenancy.close_after_commit(pending, True)
+        return count
+
+    await create_job(api, tenant["headers"], queue_name="stats-q")
+    assert await run_once() == 0  # nobody watches: not even a query
+    sub = await register(api, tenant["org_id"], filters=Filters(types=frozenset({"QueueStats"})))
+    await create_job(api, tenant["headers"], queue_name="stats-q")
+    assert await run_once() == 1
+    [stats] = _drain(sub)
+    assert stats.data["queue_name"] == "stats-q"
+    assert (stats.data["pending"], stats.data["processing"], stats.data["completed"],
+            stats.data["failed"]) == (2, 0, 0, 0)
+    assert await run_once() == 0  # unchanged: nothing new
+    await claim(api, tenant["headers"], queue="stats-q")
+    assert await run_once() == 1
+    assert _drain(sub)[0].data["processing"] == 1

@@ -203,7 +203,7 @@ async def test_a_slow_sse_client_is_cut_off(db_url: str) -> None:
             live.state.events.job_failed(org, f"j{i}", "q", "e" * 2000, 0, "pending")
             if i % 100 == 0:
                 await asyncio.sleep(0)
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(20):
             while hub.count(org, "sse") != 0:
                 await asyncio.sleep(0.05)
         writer.transport.abort()

@@ -78,6 +78,11 @@ class EventBus:
         """Whether any process has a subscriber of `org_id` (else publishing is a no-op)."""
         return self.hub.has(org_id) or (self.transport is not None and self.transport.wanted(org_id))
 
+    def watched_orgs(self) -> list[str]:
+        """Organizations with subscribers in this or another process."""
+        remote = self.transport.interest.orgs() if self.transport is not None else []
+        return sorted(set(self.hub.orgs()) | set(remote))
+
     def publish(self, org_id: str, kind: str, data: dict[str, Any]) -> None:
         """Publish envelope `kind` with `data` after the current transaction commits."""
         if not self.wanted(org_id):

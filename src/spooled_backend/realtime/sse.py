@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
 from spooled_backend.core.context import AuthContext
@@ -31,7 +32,7 @@ from spooled_backend.realtime.hub import RECHECK, Filters, Subscriber
 log = structlog.get_logger(__name__)
 
 TERMINAL = frozenset({"completed", "failed", "deadletter", "cancelled"})
-DROP_GRACE_SECS = 2.0
+SEND_TIMEOUT_SECS = 5.0
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 JOB_STATUS = "SELECT status, queue_name FROM jobs WHERE id = $1 AND organization_id = $2"
@@ -44,13 +45,10 @@ FROM jobs WHERE organization_id = $1 AND queue_name = $2
 """
 
 
-class _Dropped(Exception):
-    """The subscriber overflowed and did not recover within the grace period."""
-
-
 class EventStream(EventSourceResponse):
-    """`EventSourceResponse` that ends the response when its subscriber is dropped (the
-    generator may be stuck in a send to a client that does not read)."""
+    """`EventSourceResponse` with our headers and keep-alive comment. A send that makes no
+    progress for `SEND_TIMEOUT_SECS` (a client that stopped reading, whose queue then overflows)
+    ends the response; `unsubscribe(sub)` runs however it ends."""
 
     def __init__(self, content: AsyncIterator[ServerSentEvent], sub: Subscriber | None,
                  keepalive_secs: float, comment: str = "ping",
@@ -60,19 +58,13 @@ class EventStream(EventSourceResponse):
         super().__init__(
             content, headers=HEADERS, ping=keepalive_secs,
             ping_message_factory=lambda: ServerSentEvent(comment=comment),
-            data_sender_callable=self._watch if sub is not None else None,
+            send_timeout=SEND_TIMEOUT_SECS,
         )
-
-    async def _watch(self) -> None:
-        assert self.sub is not None
-        await self.sub.dropped.wait()
-        await asyncio.sleep(DROP_GRACE_SECS)
-        raise _Dropped
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except _Dropped:
+        except SendTimeoutError:
             log.warning("event stream closed: client not reading", path=scope.get("path"))
         finally:
             if self.sub is not None and self.unsubscribe is not None:

@@ -75,6 +75,10 @@ class Interest:
             return False
         return True
 
+    def orgs(self) -> list[str]:
+        now = time.monotonic()
+        return [org for org, expiry in self._remote.items() if expiry >= now]
+
     def note(self, orgs: list[str]) -> None:
         expiry = time.monotonic() + TTL_SECS
         for org in orgs:

@@ -14,6 +14,7 @@ import structlog
 from spooled_backend.core import tenancy
 from spooled_backend.core.state import AppState
 from spooled_backend.jobs import dependencies
+from spooled_backend.realtime.tasks import QueueStatsPublisher
 from spooled_backend.scheduler import recovery, retention
 from spooled_backend.workers import liveness
 
@@ -92,6 +93,8 @@ def default_loops(state: AppState) -> list[Loop]:
         # per-org retention of finished jobs, history, webhook deliveries (CONTRACT §15, ops)
         Loop("retention", s.scheduler_maintenance_interval_secs,
              lambda c: retention.sweep_retention(c, s)),
+        # QueueStats envelopes for organizations someone watches live (realtime/tasks.py)
+        Loop("realtime_queue_stats", s.realtime_queue_stats_secs, QueueStatsPublisher(events).run),
     ]
 
 
