@@ -58,7 +58,7 @@ class Live:
 
 @asynccontextmanager
 async def live_server(settings: Settings, db_url: str) -> AsyncIterator[Live]:
-    app = create_app(settings, db_url, run_loops=False)
+    app = create_app(settings, settings.database_url or db_url, run_loops=False)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
