@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from spooled_backend.core.openapi import Out
-from spooled_backend.core.validators import StrictBool, StrictInt
+from spooled_backend.core.validators import StrictBool, StrictInt, UtcDatetime
 
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9 _.()\-]{1,100}$")
 SCOPE_QUEUE_RE = re.compile(r"^[A-Za-z0-9._*\-]{1,255}$")
@@ -33,17 +33,11 @@ def check_scope(value: list[str]) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """Naive datetimes are taken as UTC (sdk-wire-notes §6.13)."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 KeyName = Annotated[str, AfterValidator(check_key_name)]
 Scope = Annotated[list[str], AfterValidator(check_scope)]
 RateLimit = Annotated[StrictInt, Field(ge=1, le=10_000)]
-Expiry = Annotated[datetime, AfterValidator(as_utc)]
+# RFC 3339 with an offset only (CONTRACT §21 R14), like every other request timestamp.
+Expiry = UtcDatetime
 
 
 class CreateApiKey(BaseModel):

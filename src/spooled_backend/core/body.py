@@ -21,7 +21,7 @@ from spooled_backend.core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from spooled_backend.core.jsonvalue import check_storable, loads_strict
+from spooled_backend.core.jsonvalue import check_storable, clean_text, loads_strict
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # CONTRACT §3.2: the 5 MiB body cap
 
@@ -105,8 +105,12 @@ async def read_raw(request: Request) -> bytes:
     return await _read_capped(request)
 
 
-async def _read(request: Request, *, optional: bool) -> tuple[bool, Any]:
-    """(present, value): present is False only for an empty optional body."""
+async def _read(
+    request: Request, *, optional: bool, clean: tuple[str, ...] = ()
+) -> tuple[bool, Any]:
+    """(present, value): present is False only for an empty optional body. Top-level string
+    fields named in `clean` are cleaned (`clean_text`, CONTRACT §21 R15) before the storable
+    check that refuses NUL / lone surrogates everywhere else."""
     raw = await _read_capped(request)
     if not raw.strip():
         if optional:
@@ -120,6 +124,10 @@ async def _read(request: Request, *, optional: bool) -> tuple[bool, Any]:
     if media and media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaType()
     value = loads_strict(raw)
+    if clean and isinstance(value, dict):
+        for name in clean:
+            if isinstance(value.get(name), str):
+                value[name] = clean_text(value[name])
     check_storable(value, "")
     return True, value
 
@@ -130,9 +138,10 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
     return (await _read(request, optional=optional))[1]
 
 
-async def parse_body(request: Request, model: type[M]) -> M:
-    """Required JSON object body validated against `model`."""
-    return parse_model(model, (await _read(request, optional=False))[1])
+async def parse_body(request: Request, model: type[M], *, clean: tuple[str, ...] = ()) -> M:
+    """Required JSON object body validated against `model`; `clean` names worker-reported
+    failure-text fields that are cleaned rather than refused (CONTRACT §21 R15)."""
+    return parse_model(model, (await _read(request, optional=False, clean=clean))[1])
 
 
 async def parse_optional_body(request: Request, model: type[M]) -> M:

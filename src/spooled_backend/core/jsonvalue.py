@@ -130,6 +130,17 @@ def check_storable(value: Any, field: str) -> None:
         raise ValidationFailed(where, f"{where} {problem}", "invalid_string")
 
 
+def clean_text(value: str) -> str:
+    """Failure text a worker reports, made storable instead of refused (CONTRACT §21 R15): NUL
+    removed, lone surrogates (never valid in UTF-8) replaced by U+FFFD. Valid pairs were already
+    joined by the JSON decoder, so any surrogate left is lone."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        value = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    return value
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text as stored (its length is the payload size of CONTRACT §12.2)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Strict, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    model_validator,
+)
 
 from spooled_backend.core.errors import NotFound, ValidationFailed
 
@@ -69,8 +77,23 @@ def to_utc(value: datetime) -> datetime:
         raise ValueError("timestamp is out of range") from None
 
 
+RFC3339_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+RFC3339_HINT = "must be an RFC 3339 timestamp with an offset, e.g. 2026-01-01T00:00:00Z"
+
+
+def rfc3339_only(value: Any) -> Any:
+    """Only RFC 3339 strings with an offset (CONTRACT §21 R14): a JSON number, a digits-only
+    string or a naive timestamp is a 400, never read as a Unix epoch or guessed as UTC."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number or (isinstance(value, str) and not RFC3339_RE.match(value)):
+        raise ValueError(RFC3339_HINT)
+    return value  # a datetime passes; other JSON types are pydantic's 422 invalid_type
+
+
 # Request timestamps: RFC 3339 with an offset (naive values are refused on purpose), in UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(rfc3339_only), AfterValidator(to_utc)]
 
 _BLOCKED_HOST_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
 _BLOCKED_HOSTS = frozenset({"localhost", "metadata", "localdomain"})

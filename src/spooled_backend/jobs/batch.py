@@ -150,6 +150,12 @@ async def retry_dead_letters(
     return {"retried_count": len(ids), "retried_jobs": ids, "job_ids": ids, "skipped_jobs": []}
 
 
+PURGE_CONFIRM_HINT = (
+    'send {"confirm": true} in the JSON body (with optional queue_name, older_than, limit) '
+    "to delete dead-letter jobs"
+)
+
+
 async def purge_dead_letters(
     conn: asyncpg.Connection,
     auth: AuthContext,
@@ -161,7 +167,7 @@ async def purge_dead_letters(
 ) -> dict[str, int]:
     """Delete dead-letter jobs and their audit rows; `confirm` must be true (400)."""
     if not confirm:
-        raise BadRequest("Purge requires confirm: true")
+        raise BadRequest(f"Purge requires confirmation: {PURGE_CONFIRM_HINT}")
     if not auth.unrestricted and queue_name is None:
         raise AccessDenied("Queue-scoped API keys must pass an in-scope queue_name")
     if queue_name is not None:

@@ -247,8 +247,18 @@ async def retry_dead_letters(request: Request, state: State, conn: Conn, auth: A
 
 @router.post("/jobs/dlq/purge", **doc(DlqPurged, body=PurgeDlq, errors=(403,)))
 async def purge_dead_letters(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
-    """Delete dead-letter jobs; `confirm: true` required (else 400) → `{purged_count}`."""
-    body = await parse_body(request, PurgeDlq)
+    """Delete dead-letter jobs; `confirm: true` required → `{purged_count}`. Missing or
+    non-boolean `confirm` is 422 and `confirm: false` 400, both saying how to send it (R10)."""
+    try:
+        body = await parse_body(request, PurgeDlq)
+    except ValidationFailed as exc:
+        fields = [d["field"] for d in exc.details] if isinstance(exc.details, list) else []
+        if "confirm" in fields:
+            exc.message = f"confirm: {batch.PURGE_CONFIRM_HINT}"
+            for detail in exc.details:
+                if detail["field"] == "confirm":
+                    detail["message"] = batch.PURGE_CONFIRM_HINT
+        raise
     return json_response(
         await batch.purge_dead_letters(
             conn, auth, body.confirm, body.queue_name, body.older_than, body.limit, state.events
@@ -305,7 +315,7 @@ async def complete_job(job_id: str, request: Request, state: State, conn: Conn, 
 async def fail_job(job_id: str, request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """`{worker_id, lease_id, error}` → `{success: true, will_retry, retry_delay_secs}`;
     retry with backoff (§8.3) or dead-letter. Same 404/409 rules as complete."""
-    body = await parse_body(request, FailJob)
+    body = await parse_body(request, FailJob, clean=("error",))  # R15: cleaned, not refused
     outcome = await service.fail_job(
         conn, auth, parse_uuid_id(job_id), body.worker_id, body.lease_id, body.error, state.events
     )

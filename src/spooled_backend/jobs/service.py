@@ -24,7 +24,7 @@ from spooled_backend.core.errors import (
     QuotaExceeded,
 )
 from spooled_backend.core.events import Events
-from spooled_backend.core.jsonvalue import check_storable, json_size
+from spooled_backend.core.jsonvalue import check_storable, clean_text, json_size
 from spooled_backend.jobs import dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.rules import retry_delay_secs
@@ -283,8 +283,10 @@ async def fail_job(
     events: Events,
     allow_retry: bool = True,
 ) -> FailOutcome:
-    """processing → pending (retry with backoff, §8.3) or deadletter; fenced like complete."""
+    """processing → pending (retry with backoff, §8.3) or deadletter; fenced like complete.
+    `error` is cleaned (NUL removed, lone surrogates → U+FFFD, §21 R15) for every door."""
     _count_legacy("fail", lease_id)
+    error = clean_text(error)
     prior = await conn.fetchrow(
         q.FAIL_JOB, job_id, auth.organization_id, worker_id, lease_id, error, allow_retry,
         auth.scope_filter,
