@@ -17,6 +17,7 @@ from spooled_backend.core.state import AppState
 from spooled_backend.db.listener import Listener, listen_dsn
 from spooled_backend.db.pool import create_pool
 from spooled_backend.db.redis import redis_from_url
+from spooled_backend.observability.redaction import redact_url
 from spooled_backend.observability import metrics, tracing
 from spooled_backend.admin.routes import router as admin_router
 from spooled_backend.api_keys.routes import router as api_keys_router
@@ -69,7 +70,7 @@ def package_version() -> str:
 async def connect_redis(settings: Settings) -> Redis | None:
     """Redis when configured and reachable; otherwise None and the exact degraded-mode message."""
     if not settings.redis_url:
-        log.warning("Redis unavailable, running without cache")
+        log.warning("Redis unavailable, running without cache", reason="REDIS_URL is not set")
         return None
     client: Redis = redis_from_url(  # plain, redis+sentinel:// or redis+cluster:// (db/redis.py)
         settings.redis_url, max_connections=settings.redis_pool_size, socket_connect_timeout=2
@@ -77,7 +78,8 @@ async def connect_redis(settings: Settings) -> Redis | None:
     try:
         await client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means degraded mode
-        log.warning("Redis unavailable, running without cache", error=str(exc))
+        log.warning("Redis unavailable, running without cache",
+                    reason=f"cannot reach {redact_url(settings.redis_url)}", error=str(exc))
         await client.aclose()
         return None
     return client

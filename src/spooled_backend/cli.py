@@ -13,9 +13,12 @@ import asyncpg
 import structlog
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from spooled_backend.config import ConfigError, Settings
-from spooled_backend.db.bootstrap import Database, open_database
+from spooled_backend.core.httpserver import AnnouncingServer, CappedHttpToolsProtocol, bound_addresses
+from spooled_backend.db.bootstrap import Database, connection_problem, describe_dsn, open_database
+from spooled_backend.db.datadir import DataDirInUse
 from spooled_backend.db.migrate import upgrade_to_head
 from spooled_backend.observability.logging import configure_logging
 
@@ -31,8 +34,15 @@ def _settings() -> Settings:
     try:
         settings = Settings()
         _ = settings.effective_jwt_secret
+    except ValidationError as exc:
+        # one line per bad variable, not pydantic's dump (deployment guide: clear start errors)
+        for err in exc.errors(include_url=False):
+            name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
+            message = err["msg"].removeprefix("Value error, ")
+            typer.echo(f"Error: invalid {name}={err.get('input')!r}: {message}", err=True)
+        raise typer.Exit(code=2) from None
     except (ConfigError, ValueError) as exc:
-        typer.echo(f"Configuration error: {exc}", err=True)
+        typer.echo(f"Error: configuration: {exc}", err=True)
         raise typer.Exit(code=2) from None
     configure_logging(settings.json_logs, settings.rust_log)
     if settings.jwt_secret is None or settings.effective_jwt_secret != settings.jwt_secret:
@@ -41,11 +51,23 @@ def _settings() -> Settings:
 
 
 def _open(settings: Settings) -> Database:
+    """The database for this command, reachable, or a one/two-line error and exit 1."""
     try:
-        return open_database(settings)
-    except subprocess.CalledProcessError as exc:
-        typer.echo(f"Failed to start embedded PostgreSQL: {exc}", err=True)
+        db = open_database(settings)
+    except DataDirInUse as exc:
+        typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(code=1) from None
+    except subprocess.CalledProcessError as exc:
+        typer.echo(f"Error: failed to start embedded PostgreSQL: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    for url in dict.fromkeys((db.url, db.migrate_url)):
+        problem = asyncio.run(connection_problem(url))
+        if problem is not None:
+            db.stop()
+            typer.echo(f"Error: Failed to connect to database at {describe_dsn(url)}", err=True)
+            typer.echo(f"  cause: {problem}", err=True)
+            raise typer.Exit(code=1)
+    return db
 
 
 async def _bootstrap(settings: Settings, db: Database) -> None:
@@ -76,17 +98,23 @@ async def _bootstrap(settings: Settings, db: Database) -> None:
         typer.echo(f"The key is also saved in {path} (mode 0600).\n")
 
 
-def _start_metrics_server(settings: Settings) -> None:
+def _start_metrics_server(settings: Settings) -> str | None:
+    """Start the METRICS_PORT listener; its bound `http://host:port/metrics`, or None."""
     from prometheus_client import start_http_server
 
     from spooled_backend.observability.metrics import exposition_registry
 
     if settings.metrics_port <= 0 or settings.metrics_token:
-        return  # with a token, /metrics on the main port is the only (authenticated) endpoint
+        return None  # with a token, /metrics on the main port is the only (authenticated) one
     try:
-        start_http_server(settings.metrics_port, addr=settings.host, registry=exposition_registry())
+        server, _thread = start_http_server(
+            settings.metrics_port, addr=settings.host, registry=exposition_registry()
+        )
     except OSError as exc:
         log.warning("metrics port unavailable", port=settings.metrics_port, error=str(exc))
+        return None
+    [address] = bound_addresses([server.socket])
+    return f"{address}/metrics"
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
@@ -102,6 +130,15 @@ def _after_server_signal(signum: int, frame: object) -> None:
 def _install_signal_handlers(handler: object) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _run_server(extra: dict[str, str | None], application: object, **options: object) -> None:
+    """`uvicorn.run` with the announcing server (one line with the bound addresses)."""
+    config = uvicorn.Config(application, **options)  # type: ignore[arg-type]
+    server = AnnouncingServer(config, extra)
+    server.run()
+    if not server.started:
+        raise typer.Exit(code=1)  # e.g. the port is taken: uvicorn has said so
 
 
 @app.command()
@@ -124,17 +161,18 @@ def serve(
         if not no_migrate:
             upgrade_to_head(db.migrate_url)
         asyncio.run(_bootstrap(settings, db))
-        _start_metrics_server(settings)
+        metrics_address = _start_metrics_server(settings)
         from spooled_backend.app import create_app
 
         application = create_app(settings, db.url, run_loops=not no_loops)
         _install_signal_handlers(_after_server_signal)
-        uvicorn.run(
+        _run_server(
+            {"metrics": metrics_address},
             application,
             host=settings.host,
             port=settings.port,
             loop="uvloop",
-            http="httptools",
+            http=CappedHttpToolsProtocol,  # 431 past 64 KiB of request head
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=10,

@@ -238,6 +238,10 @@ async def test_logout_without_redis_is_503_and_nothing_else_breaks(api: Api) -> 
     h = bearer(body["access_token"])
     resp = await api.client.post("/api/v1/auth/logout", json={}, headers=h)
     assert resp.status_code == 503 and resp.json()["code"] == "SERVICE_UNAVAILABLE"
+    # the message says why: Redis is not configured here (issue 7 §4)
+    assert resp.json()["message"] == (
+        "Logout requires Redis, which is not configured (REDIS_URL is not set)"
+    )
     assert (await api.client.get(JOBS, headers=h)).status_code == 200
     assert (await api.client.get("/api/v1/auth/me", headers=h)).status_code == 200
     refreshed = await api.client.post("/api/v1/auth/refresh", json={"refresh_token": body["refresh_token"]})
@@ -298,3 +302,22 @@ async def test_refresh_as_the_sdk_does_after_a_401(rapi: Api) -> None:
     assert refreshed.status_code == 200
     replay = await rapi.client.get(JOBS, headers=bearer(refreshed.json()["access_token"]))
     assert replay.status_code == 200
+
+
+async def test_logout_503_says_redis_is_unreachable(db_url: str) -> None:
+    """REDIS_URL set but nothing answers at start: degraded mode, and logout's 503 says so."""
+    from tests.support import free_port
+
+    settings = make_settings(db_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with instance(settings, db_url) as api:
+        org = await enterprise_org(api)
+        body = await login(api, org["key"])
+        resp = await api.client.post("/api/v1/auth/logout", json={},
+                                     headers=bearer(body["access_token"]))
+        assert resp.status_code == 503 and resp.json()["code"] == "SERVICE_UNAVAILABLE"
+        assert resp.json()["message"] == (
+            "Logout requires Redis: REDIS_URL is set but Redis was unreachable when the server "
+            "started (running without cache); restart once Redis is up"
+        )
+        health = (await api.client.get("/health")).json()
+        assert health["cache"] is False

@@ -18,6 +18,6 @@ async def start_security(state: AppState) -> None:
         settings.stripe_secret_key, settings.stripe_billing_webhook_secret,
         settings.metrics_token, settings.email_api_key,
     ])
-    state.revocations = RevocationStore(state.redis)
+    state.revocations = RevocationStore(state.redis, redis_configured=bool(settings.redis_url))
     state.rate_limiter = RateLimiter(state.redis, fail_closed=settings.rate_limit_fail_closed)
     state.tenant_role = await tenancy.probe_tenant_role(state.pool)

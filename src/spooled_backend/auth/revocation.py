@@ -30,8 +30,17 @@ def session_key(sid: str) -> str:
 class RevocationStore:
     """`is_revoked` on every JWT request; `revoke` on logout."""
 
-    def __init__(self, redis: Redis | None) -> None:
+    def __init__(self, redis: Redis | None, redis_configured: bool = False) -> None:
         self.redis = redis
+        self.redis_configured = redis_configured
+
+    @property
+    def unavailable_message(self) -> str:
+        """Why logout cannot work here: Redis unset, or set but unreachable at start."""
+        if self.redis_configured:
+            return ("Logout requires Redis: REDIS_URL is set but Redis was unreachable when the "
+                    "server started (running without cache); restart once Redis is up")
+        return "Logout requires Redis, which is not configured (REDIS_URL is not set)"
 
     @property
     def available(self) -> bool:
@@ -58,7 +67,7 @@ class RevocationStore:
         Raises ServiceUnavailable (503) without Redis or when Redis fails (CONTRACT §7.2).
         """
         if self.redis is None:
-            raise ServiceUnavailable("Logout requires Redis, which is not configured")
+            raise ServiceUnavailable(self.unavailable_message)
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for jti, ttl in tokens:
@@ -68,4 +77,6 @@ class RevocationStore:
                 await pipe.execute()
         except Exception as exc:  # noqa: BLE001 - surfaced as the contract's 503
             log.warning("token revocation failed", error=str(exc))
-            raise ServiceUnavailable("Token revocation is unavailable; try again") from None
+            raise ServiceUnavailable(
+                "Token revocation is unavailable: Redis is configured but not answering; try again"
+            ) from None

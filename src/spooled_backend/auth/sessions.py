@@ -163,7 +163,10 @@ async def logout(
     if not auth.via_jwt or not isinstance(claims, tokens.Claims):
         raise Unauthorized("Logout requires an access token")
     if not revocations.available:
-        raise ServiceUnavailable("Logout requires Redis, which is not configured")
+        raise ServiceUnavailable(getattr(
+            revocations, "unavailable_message",
+            "Logout requires Redis, which is not configured (REDIS_URL is not set)",
+        ))
     revoke_tokens = [(claims.jti, claims.remaining_seconds())]
     sessions: list[tuple[str, int]] = []
     if claims.sid:
