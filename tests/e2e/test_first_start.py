@@ -25,13 +25,21 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 
 
 def _pid_alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped by init counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _error_lines(text: str) -> list[str]:
@@ -108,7 +116,7 @@ def test_one_owner_per_data_dir_and_recovery_after_kill_9(tmp_path: Path) -> Non
         assert _pid_alive(postmaster)
 
         first.start()
-        assert not _pid_alive(postmaster), "the orphan must be stopped by the next start"
+        assert _gone(postmaster), "the orphan must be stopped by the next start"
         new_postmaster = int(first.pid_file.read_text().split()[0])
         assert new_postmaster != postmaster and _pid_alive(new_postmaster)
         got = httpx.get(f"{first.base_url}/api/v1/jobs/{job}", timeout=10,
