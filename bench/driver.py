@@ -70,7 +70,8 @@ class Server:
 
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.output()[-3000:]}")
+                raise RuntimeError(
+                    f"server exited {self.proc.returncode}:\n{self.output()[-3000:]}")
             try:
                 r = httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2)
                 if r.status_code == 200 and r.json().get("status") == "healthy":
@@ -281,9 +282,9 @@ class Run:
         for c in self.size["consumers"]:
             queue = ours.queue_name("floor")
             loop_run(self._floor_fill(db, queue, self.size["drain_jobs"]))
-            res = floor.drain(queue, c, self.size["drain_jobs"], lambda: loop_run(db.fetchval(
-                "SELECT count(*) FROM jobs WHERE queue_name = $1 AND status = 'completed'",
-                queue)))
+            res = floor.drain(queue, c, self.size["drain_jobs"], lambda q=queue: loop_run(
+                db.fetchval("SELECT count(*) FROM jobs WHERE queue_name = $1 "
+                            "AND status = 'completed'", q)))
             self.add("drain", "pgbench", c, "floor", res)
 
     async def _floor_fill(self, db: asyncpg.Connection, queue: str, n: int) -> None:
@@ -315,7 +316,8 @@ class Run:
             defines={"n": "0"}))
 
     # ----------------------------------------------------------------- (e)
-    async def growth(self, target: ours.Target, db: asyncpg.Connection, floor: Floor | None) -> None:
+    async def growth(self, target: ours.Target, db: asyncpg.Connection,
+                     floor: Floor | None) -> None:
         s = self.size
         self.phase("growth")
         # Only this workload's rows: earlier workloads left their finished jobs behind.

@@ -30,7 +30,8 @@ def _say(msg: str) -> None:
 def _run(cmd: list[str], cwd: Path = REPO, timeout: float = 900) -> None:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise SystemExit(f"[bench] {' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"[bench] {' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n"
+                         f"{proc.stderr[-2000:]}")
 
 
 def _stale(marker: Path, source: Path) -> bool:

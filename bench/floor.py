@@ -182,8 +182,8 @@ class Floor:
     def rate_latency(self, script: str, rate: float, seconds: float, clients: int = 4,
                      defines: dict[str, str] | None = None) -> dict:
         """Open-loop (-R) latency percentiles of `script`, from per-transaction logs."""
-        args = ["-c", str(clients), "-j", "2", "-R", str(int(rate)), "-T", str(max(1, int(seconds))),
-                "-l"]
+        args = ["-c", str(clients), "-j", "2", "-R", str(int(rate)),
+                "-T", str(max(1, int(seconds))), "-l"]
         for k, v in (defines or {}).items():
             args += ["-D", f"{k}={v}"]
         _, _, logdir = self._run(script, args)

@@ -96,7 +96,8 @@ async def capabilities(target: Target) -> dict[str, str | None]:
     try:
         # Warm: the first request of a key pays its one-time verification.
         await conn.request("POST", f"{API}/jobs/claim", (
-            '{"queue_name": "%s", "worker_id": "probe", "limit": 1}' % queue_name("probe")).encode())
+            '{"queue_name": "%s", "worker_id": "probe", "limit": 1}'
+            % queue_name("probe")).encode())
         status, body = await conn.request("POST", f"{API}/jobs/ack", b'{"worker_id": "probe", '
                                           b'"completed": [{"job_id": "probe", "lease_id": "x"}],'
                                           b' "failed": []}')

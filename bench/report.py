@@ -114,7 +114,7 @@ def render(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         lines.append("")
     # Every peer's own figures, beside ours.
     peer_rows = []
-    for section, title, _, kind in SECTIONS:
+    for section, _title, _, kind in SECTIONS:
         params: list[Any] = []
         for r in records:
             if r["section"] == section and r["system"] in PEERS and r["param"] not in params:

@@ -13,7 +13,7 @@ import time
 from datetime import timedelta
 
 import asyncpg
-from pgqueuer import AsyncpgDriver, AsyncpgPoolDriver, QueueManager, Queries
+from pgqueuer import AsyncpgDriver, AsyncpgPoolDriver, Queries, QueueManager
 from pgqueuer.domain.types import QueueExecutionMode
 
 from bench.peers.common import emit, open_loop, percentiles, spec, wait_until
@@ -45,7 +45,7 @@ async def enqueue_bulk(dsn: str, payloads: list[bytes | None],
         await conn.close()
 
 
-async def consumer(dsn: str, handler, batch_size: int = 10) -> tuple[QueueManager, asyncpg.Connection]:
+async def consumer(dsn: str, handler) -> tuple[QueueManager, asyncpg.Connection]:
     conn = await asyncpg.connect(dsn)
     qm = QueueManager(Queries(AsyncpgDriver(conn)))
 
@@ -129,7 +129,8 @@ async def delayed(dsn: str, task: dict) -> dict:
     t0 = time.time() + task["lead"] + n / 5000
     due = [t0 + i * spread / n for i in range(n)]
     now = time.time()
-    await enqueue_bulk(dsn, [str(d).encode() for d in due], [timedelta(seconds=d - now) for d in due])
+    await enqueue_bulk(dsn, [str(d).encode() for d in due],
+                       [timedelta(seconds=d - now) for d in due])
     await wait_until(lambda: len(lateness) >= n, t0 - time.time() + spread + task["grace"], 0.05)
     await stop(qm, conn, run)
     return {"status": "ok", **percentiles(lateness), "due": n, "picked": len(lateness)}

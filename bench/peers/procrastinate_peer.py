@@ -119,7 +119,8 @@ async def delayed(dsn: str, task: dict) -> dict:
                 await noop.configure(schedule_at=datetime.fromtimestamp(d, UTC)).defer_async(due=d)
 
         await asyncio.gather(*(one(d) for d in due))
-        await wait_until(lambda: len(lateness) >= n, t0 - time.time() + spread + task["grace"], 0.05)
+        await wait_until(lambda: len(lateness) >= n,
+                         t0 - time.time() + spread + task["grace"], 0.05)
 
     await with_idle_worker(dsn, lambda t, d: lateness.append(max(0.0, time.time() - d)), body)
     return {"status": "ok", **percentiles(lateness), "due": n, "picked": len(lateness)}
