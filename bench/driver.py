@@ -127,6 +127,7 @@ class RssSampler(threading.Thread):
         self.phase = "start"
         self.stopped = threading.Event()
         self.t0 = time.monotonic()
+        self.processes = 1
 
     def run(self) -> None:
         import psutil
@@ -136,6 +137,7 @@ class RssSampler(threading.Thread):
             try:
                 procs = [root, *root.children(recursive=True)]
                 rss = sum(p.memory_info().rss for p in procs) / 2**20
+                self.processes = max(self.processes, len(procs))
             except psutil.Error:
                 return
             self.samples.append((time.monotonic() - self.t0, rss, self.phase))
@@ -538,7 +540,8 @@ def run(args: argparse.Namespace, size: dict, poll: float, wait_ms: int) -> int:
         "started": datetime.fromtimestamp(started, UTC).strftime("%Y-%m-%d %H:%M"),
         "size": args.size, "seconds": time.monotonic() - t0, "size_params": size,
         "machine": machine_facts(pg_version),
-        "server": f"`spooled-backend serve` (one process, its defaults{_envs(args.server_env)}) "
+        "server": f"`spooled-backend serve` (its defaults{_envs(args.server_env)}; "
+                  f"{r.rss.processes if r.rss else 1} process(es) in its tree) "
                   f"on {'the embedded' if embedded else 'your'} PostgreSQL; "
                   "every figure measured from outside the server process",
         "org": "the bootstrap organization `default` (enterprise plan) with "
