@@ -1,14 +1,23 @@
 """Authenticating API keys (CONTRACT §4.1).
 
 A key is found by the SHA-256 lookup hash, bcrypt-verified once per process, and the result of
-that verification is cached (keyed by the lookup hash and the stored bcrypt hash). The key row is
-still read on every request, so a revoked or expired key stops working on the very next request
-on every replica, without any cache invalidation protocol.
+that verification is cached (keyed by the lookup hash and the stored bcrypt hash).
+
+The key row (joined with its organization's plan) is cached per process too (`KeyRowCache`), so
+the hot path costs no lookup round trip. Revocation reaches the cache three ways:
+* at once on the replica that revoked: the revoking routes drop the entry after their commit;
+* within milliseconds on every replica: a trigger (migration 0008) sends
+  `NOTIFY spooled_auth_revoked` on any change of a key or of an organization's plan, received by
+  the process's listener (db/listener.py), which drops the entry;
+* within `KEY_ROW_MAX_AGE_SECS` (1 s) whatever happens: an entry older than that is read again,
+  so a lost notification (listener reconnecting) never keeps a revoked key alive longer than
+  1 s. Expiry (`expires_at`) is checked on every request against the cached row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -39,6 +48,49 @@ LAST_USED_EVERY = timedelta(minutes=5)
 
 INVALID = "Invalid API key"
 log = structlog.get_logger(__name__)
+AUTH_CHANNEL = "spooled_auth_revoked"  # payloads: `k:<api key id>`, `o:<organization id>`
+KEY_ROW_MAX_AGE_SECS = 1.0
+
+
+class KeyRowCache:
+    """Key rows by lookup hash, each reused for at most `max_age_secs` (see module docstring)."""
+
+    def __init__(self, max_age_secs: float = KEY_ROW_MAX_AGE_SECS, max_entries: int = 10_000) -> None:
+        self.max_age_secs = max_age_secs
+        self._max = max_entries
+        self._rows: dict[str, tuple[float, asyncpg.Record]] = {}
+
+    def get(self, digest: str) -> asyncpg.Record | None:
+        entry = self._rows.get(digest)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.max_age_secs:
+            del self._rows[digest]
+            return None
+        return entry[1]
+
+    def put(self, digest: str, row: asyncpg.Record) -> None:
+        if len(self._rows) >= self._max:
+            self._rows.pop(next(iter(self._rows)))
+        self._rows[digest] = (time.monotonic(), row)
+
+    def forget(self, *, key_id: str | None = None, org_id: str | None = None) -> None:
+        for digest, (_, row) in list(self._rows.items()):
+            if row["id"] == key_id or row["organization_id"] == org_id:
+                self._rows.pop(digest, None)
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def on_notify(self, payload: str) -> None:
+        """Listener callback for AUTH_CHANNEL; anything unexpected clears everything."""
+        kind, _, ident = payload.partition(":")
+        if kind == "k" and ident:
+            self.forget(key_id=ident)
+        elif kind == "o" and ident:
+            self.forget(org_id=ident)
+        else:
+            self.clear()
 
 
 class VerifiedKeyCache:
@@ -48,6 +100,7 @@ class VerifiedKeyCache:
         self._verified: dict[str, str] = {}
         self._max = max_entries
         self._inflight: dict[tuple[str, str], asyncio.Future[bool]] = {}
+        self.rows = KeyRowCache()
 
     def is_verified(self, digest: str, key_hash: str) -> bool:
         return self._verified.get(digest) == key_hash
@@ -118,6 +171,9 @@ async def authenticate_api_key(
     if not keys.looks_like_api_key(raw_key):
         raise _invalid("malformed")
     digest = keys.lookup_hash(raw_key)
+    row = cache.rows.get(digest)
+    if row is not None and _usable(row) and cache.is_verified(digest, row["key_hash"]):
+        return context_from_key_row(row)
     row = await conn.fetchrow(SELECT_KEY_BY_LOOKUP, digest)
     if row is None:
         row = await _legacy_lookup(conn, raw_key, digest, cache)
@@ -130,6 +186,7 @@ async def authenticate_api_key(
     last_used = row["last_used"]
     if last_used is None or datetime.now(UTC) - last_used > LAST_USED_EVERY:
         await conn.execute(TOUCH_LAST_USED, row["id"])
+    cache.rows.put(digest, row)
     return context_from_key_row(row)
 
 
