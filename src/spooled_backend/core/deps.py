@@ -32,6 +32,12 @@ from spooled_backend.ratelimit.tenant import enforce_tenant
 log = structlog.get_logger(__name__)
 
 MAX_BEARER_CHARS = tokens.MAX_TOKEN_CHARS
+# Writes here may revoke keys or change plans: after one commits, this process drops its cached
+# key rows at once (the other replicas hear it through NOTIFY; auth/service.py KeyRowCache).
+CONTROL_PLANE_PREFIXES = (
+    "/api/v1/admin", "/api/v1/api-keys", "/api/v1/organizations", "/api/v1/billing",
+    "/api/v1/auth",
+)
 
 
 def state_of(request: Request) -> AppState:
@@ -80,6 +86,8 @@ async def get_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
                           path=request.url.path)
                 raise InternalError("The request's transaction was aborted by an earlier error")
             committed = True
+            if request.method != "GET" and request.url.path.startswith(CONTROL_PLANE_PREFIXES):
+                state.key_cache.rows.clear()
         finally:
             tenancy.close_after_commit(pending, committed)
 

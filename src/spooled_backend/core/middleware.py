@@ -1,13 +1,18 @@
-"""Pure-ASGI middleware (no BaseHTTPMiddleware): request hygiene of CONTRACT §1–§3.
+"""One pure-ASGI edge layer (no BaseHTTPMiddleware): request hygiene of CONTRACT §1–§3.
 
-Order, outermost first (`install`): request context (request id, security headers,
-X-API-Version, access log, last-resort 500) → CORS → body size limit (413) → rate limits and
-`X-RateLimit-*` (ratelimit/middleware.py) → gzip → 30 s timeout (408) → the application.
+`EdgeMiddleware` does, in this order, what used to be six stacked middlewares (each with its own
+`send` wrapper, 8 wrappers per response message in the drain's profile): request id, security
+headers, X-API-Version (400 on an unsupported one), access log, last-resort 500 → CORS → body
+size limit (413) → per-IP rate limits of public/admin routes and `X-RateLimit-*`
+(ratelimit/middleware.py) → gzip → 30 s timeout (408) → the application. One `send` wrapper
+adds every header; CORS and gzip (Starlette's) are entered only when the request has an
+`Origin` / accepts gzip, since they do nothing else but add `Vary`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import uuid
@@ -22,7 +27,10 @@ from spooled_backend.core.errors import PayloadTooLarge
 from spooled_backend.core.responses import encode
 from spooled_backend.observability import metrics, tracing
 from spooled_backend.observability.redaction import redact_text
-from spooled_backend.ratelimit.middleware import RateLimitMiddleware
+from spooled_backend.ratelimit import rules
+from spooled_backend.ratelimit.clientip import client_ip
+from spooled_backend.ratelimit.middleware import STATE_KEY, route_rules, send_rate_limited
+from spooled_backend.ratelimit.rules import Decision
 
 log = structlog.get_logger(__name__)
 
@@ -81,90 +89,29 @@ def unsupported_api_version(raw: str | None) -> str | None:
     return value
 
 
-class RequestContextMiddleware:
-    """Request id (echoed or generated), security headers on every response, `X-API-Version`
-    (validated; `1` on /api/ responses), a redacted access log, and a contract-shaped 500 when
-    something below fails before responding."""
+class EdgeMiddleware:
+    """Everything between the server and the application (module docstring)."""
 
-    def __init__(self, app: ASGIApp, enable_hsts: bool = False) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.security_headers = SECURITY_HEADERS + ([HSTS] if enable_hsts else [])
+        self.settings = settings
+        self.security_headers = SECURITY_HEADERS + ([HSTS] if settings.enable_hsts else [])
+        self.max_bytes = MAX_BODY_BYTES
+        self.timeout_secs = settings.request_timeout_secs
+        self.gzip = GZipMiddleware(self._timed, minimum_size=GZIP_MINIMUM_BYTES)
+        if settings.is_production:
+            self.cors = CORSMiddleware(
+                self._limited, allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                allow_headers=PRODUCTION_CORS_HEADERS, expose_headers=EXPOSED_HEADERS, max_age=600,
+            )
+        else:
+            self.cors = CORSMiddleware(
+                self._limited, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
+                expose_headers=EXPOSED_HEADERS, max_age=600,
+            )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and REQUEST_ID_RE.match(incoming) else str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        api = scope["path"].startswith("/api/")
-        started = time.perf_counter()
-        status = 0
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                if api:
-                    headers.append((b"x-api-version", b"1"))
-                if any(k == b"content-security-policy" for k, _ in headers):
-                    # a page with its own policy (the offline /docs and /redoc)
-                    headers.extend(h for h in self.security_headers
-                                   if h[0] != b"content-security-policy")
-                else:
-                    headers.extend(self.security_headers)
-                message["headers"] = headers
-                if tracing.ENABLED:  # before the response ends the server span
-                    tracing.name_http_span(scope["method"], getattr(scope.get("route"), "path", None))
-            await send(message)
-
-        try:
-            version = unsupported_api_version(_header(scope, b"x-api-version")) if api else None
-            if version is not None:
-                await send_json(send_wrapper, 400, {
-                    "code": "BAD_REQUEST",
-                    "message": f"Unsupported API version '{version}'; supported versions: 1",
-                })
-            else:
-                await self.app(scope, receive, send_wrapper)
-        except Exception as exc:  # last resort: a 5xx with the contract body
-            log.error("unhandled error", path=scope["path"], request_id=request_id, exc_info=exc)
-            if status == 0:
-                await send_json(send_wrapper, 500, {"code": "INTERNAL_ERROR",
-                                                    "message": "Internal server error"})
-        finally:
-            elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None)
-            metrics.observe_request(scope["method"], route, status, elapsed)
-            query = scope.get("query_string", b"").decode("latin-1")
-            if not scope["path"].startswith(QUIET_PATHS):
-                auth = scope["state"].get("auth")
-                log.info(
-                    "request",
-                    method=scope["method"],
-                    path=redact_text(scope["path"]),
-                    query=redact_text("?" + query) if query else None,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                    request_id=request_id,
-                    organization_id=getattr(auth, "organization_id", None),
-                )
-            structlog.contextvars.clear_contextvars()
-
-
-class BodyLimitMiddleware:
-    """413 PAYLOAD_TOO_LARGE over `max_bytes`: at once from `Content-Length`, and while a
-    streamed (chunked) body is read (the read raises PayloadTooLarge, rendered as 413)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    def _error(self) -> PayloadTooLarge:
+    def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
             f"Request body exceeds the {self.max_bytes} byte limit", extra={"limit": self.max_bytes}
         )
@@ -173,13 +120,116 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        incoming = origin = accept = declared = version_header = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                incoming = value.decode("latin-1")
+            elif key == b"origin":
+                origin = value
+            elif key == b"accept-encoding":
+                accept = value
+            elif key == b"content-length":
+                declared = value
+            elif key == b"x-api-version":
+                version_header = value.decode("latin-1")
+        request_id = incoming if incoming and REQUEST_ID_RE.match(incoming) else str(uuid.uuid4())
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        path = scope["path"]
+        api = path.startswith("/api/")
+        scope["spooled.gzip"] = accept is not None and b"gzip" in accept
+        scope["spooled.declared"] = declared
+        started = time.perf_counter()
+        status = 0
+        extra_headers = [(b"x-request-id", request_id.encode())]
+        if api:
+            extra_headers.append((b"x-api-version", b"1"))
+        extra_headers.extend(self.security_headers)
+        if origin is None:
+            extra_headers.append((b"vary", b"Origin"))  # what CORS adds to an origin-less request
+        deadline: asyncio.Timeout | None = None
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, deadline
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                scope["spooled.started"] = True
+                headers = list(message.get("headers", ()))
+                decision = state.get(STATE_KEY)
+                if isinstance(decision, Decision):
+                    existing = {name.lower() for name, _ in headers}
+                    headers.extend(h for h in decision.raw_headers() if h[0] not in existing)
+                if any(k == b"content-security-policy" for k, _ in headers):
+                    # a page with its own policy (the offline /docs and /redoc)
+                    headers.extend(h for h in extra_headers if h[0] != b"content-security-policy")
+                else:
+                    headers.extend(extra_headers)
+                message["headers"] = headers
+                if tracing.ENABLED:  # before the response ends the server span
+                    tracing.name_http_span(scope["method"], getattr(scope.get("route"), "path", None))
+                if deadline is not None:
+                    timer, deadline = deadline, None
+                    with contextlib.suppress(RuntimeError):  # already expired or left
+                        timer.reschedule(None)  # the 408 clock stops once the response starts
+            await send(message)
+
+        try:
+            version = unsupported_api_version(version_header) if api else None
+            if version is not None:
+                await send_json(send_wrapper, 400, {
+                    "code": "BAD_REQUEST",
+                    "message": f"Unsupported API version '{version}'; supported versions: 1",
+                })
+            else:
+                try:
+                    if self.timeout_secs > 0:
+                        async with asyncio.timeout(self.timeout_secs) as deadline:
+                            await self._route(origin, scope, receive, send_wrapper)
+                    else:
+                        await self._route(origin, scope, receive, send_wrapper)
+                except TimeoutError:
+                    timer, deadline = deadline, None
+                    if status or timer is None or not timer.expired():
+                        raise
+                    log.warning("request timed out", path=redact_text(path),
+                                seconds=self.timeout_secs)
+                    await send_json(send_wrapper, 408, {
+                        "code": "REQUEST_TIMEOUT",
+                        "message": f"Request did not complete within {self.timeout_secs:g} seconds",
+                    })
+        except Exception as exc:  # last resort: a 5xx with the contract body
+            log.error("unhandled error", path=path, request_id=request_id, exc_info=exc)
+            if status == 0:
+                await send_json(send_wrapper, 500, {"code": "INTERNAL_ERROR",
+                                                    "message": "Internal server error"})
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None)
+            metrics.observe_request(scope["method"], route, status, elapsed)
+            if not path.startswith(QUIET_PATHS):
+                query = scope.get("query_string", b"")
+                auth = state.get("auth")
+                access_log(scope["method"], path, query, status, elapsed, request_id,
+                           getattr(auth, "organization_id", None))
+            structlog.contextvars.clear_contextvars()
+
+    async def _route(self, origin: bytes | None, scope: Scope, receive: Receive, send: Send) -> None:
+        if origin is not None:
+            await self.cors(scope, receive, send)
+        else:
+            await self._limited(scope, receive, send)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Body size limit (413), public per-IP rate limits (429), gzip, the application."""
+        declared = scope["spooled.declared"]
         if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
-            err = self._error()
-            await send_json(send, 413, err.body(), [(b"connection", b"close")])
+            await send_json(send, 413, self._too_large().body(), [(b"connection", b"close")])
+            return
+        if await self._public_rate_limit(scope, send):
             return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -187,69 +237,60 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise self._error()
+                    raise self._too_large()
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            if scope["spooled.gzip"]:
+                await self.gzip(scope, limited_receive, send)
+            else:
+                await self.app(scope, limited_receive, send)
         except PayloadTooLarge as exc:
-            if started:
+            if scope.get("spooled.started"):
                 raise
             await send_json(send, 413, exc.body(), [(b"connection", b"close")])
 
+    async def _timed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
-class TimeoutMiddleware:
-    """408 REQUEST_TIMEOUT when no response has started within `seconds` (CONTRACT §2).
-    Once the response starts (streams, SSE) the clock stops; websockets are not timed."""
+    async def _public_rate_limit(self, scope: Scope, send: Send) -> bool:
+        """Per-IP limits of public and admin routes (ratelimit/middleware.py); True when a 429
+        was sent."""
+        services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+        limiter = getattr(services, "rate_limiter", None)
+        if services is None or limiter is None or scope["method"] == "OPTIONS":
+            return False
+        settings = services.settings
+        applicable = route_rules(
+            scope["method"], scope["path"],
+            settings.rate_limit_requests_per_second, settings.rate_limit_burst_size,
+        )
+        if not applicable:
+            return False
+        ip = client_ip(scope, settings.trusted_client_ip_header, settings.trusted_proxy_hops)
+        decision = rules.tightest(await limiter.check([(r, ip) for r in applicable]))
+        if decision is not None and not decision.allowed:
+            await send_rate_limited(send, decision)
+            return True
+        scope["state"][STATE_KEY] = decision
+        return False
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app = app
-        self.seconds = seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.seconds <= 0:
-            await self.app(scope, receive, send)
-            return
-        started = False
-        try:
-            async with asyncio.timeout(self.seconds) as deadline:
-
-                async def tracking_send(message: Message) -> None:
-                    nonlocal started
-                    if message["type"] == "http.response.start" and not started:
-                        started = True
-                        deadline.reschedule(None)
-                    await send(message)
-
-                await self.app(scope, receive, tracking_send)
-        except TimeoutError:
-            if started or not deadline.expired():
-                raise
-            log.warning("request timed out", path=redact_text(scope["path"]), seconds=self.seconds)
-            await send_json(send, 408, {
-                "code": "REQUEST_TIMEOUT",
-                "message": f"Request did not complete within {self.seconds:g} seconds",
-            })
+def access_log(method: str, path: str, query: bytes, status: int, elapsed: float,
+               request_id: str, organization_id: str | None) -> None:
+    """One access-log line; redaction of path and query happens here (cheap when clean)."""
+    log.info(
+        "request",
+        method=method,
+        path=redact_text(path),
+        query=redact_text("?" + query.decode("latin-1")) if query else None,
+        status=status,
+        duration_ms=round(elapsed * 1000, 2),
+        request_id=request_id,
+        organization_id=organization_id,
+    )
 
 
 def install(app: ASGIApp, settings: Settings) -> None:
-    """Add the middleware stack (Starlette: the last added is the outermost)."""
-    add = app.add_middleware  # type: ignore[attr-defined]
-    add(TimeoutMiddleware, seconds=settings.request_timeout_secs)
-    add(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES)
-    add(RateLimitMiddleware)
-    add(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
-    if settings.is_production:
-        add(CORSMiddleware, allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=PRODUCTION_CORS_HEADERS, expose_headers=EXPOSED_HEADERS, max_age=600)
-    else:
-        add(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"],
-            expose_headers=EXPOSED_HEADERS, max_age=600)
-    add(RequestContextMiddleware, enable_hsts=settings.enable_hsts)
+    """Add the edge layer (the only middleware)."""
+    app.add_middleware(EdgeMiddleware, settings=settings)  # type: ignore[attr-defined]
