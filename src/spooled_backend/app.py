@@ -26,6 +26,7 @@ from spooled_backend.auth.lifecycle import start_security
 from spooled_backend.auth.routes import router as auth_router
 from spooled_backend.dashboard.routes import router as dashboard_router
 from spooled_backend.health.routes import router as health_router
+from spooled_backend.jobs.routes import HOT_ROUTES as JOBS_HOT_ROUTES
 from spooled_backend.jobs.routes import router as jobs_router
 from spooled_backend.organizations.routes import router as organizations_router
 from spooled_backend.queues.routes import router as queues_router
@@ -140,7 +141,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
     tracing.configure_tracing(settings.otel_exporter_otlp_endpoint, settings.otel_service_name,
                               package_version())
     handlers.install(app)
-    http_middleware.install(app, settings)
+    http_middleware.install(app, settings, hot_routes=JOBS_HOT_ROUTES)
     for router in ROUTERS:
         app.include_router(router)
     if (otel := tracing.asgi_middleware()) is not None:

@@ -14,6 +14,7 @@ savepoint): an error outside one aborts the whole request transaction.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import asyncpg
@@ -55,41 +56,69 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-async def get_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """One pooled connection and one transaction for the whole request (see module docstring).
+@asynccontextmanager
+async def request_transaction(
+    state: AppState, request: Request, bind: tuple[str, str | None] | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """One pooled connection and one transaction for the whole request (module docstring).
 
     Side effects registered with `tenancy.after_commit` (event publishing) run after the commit
-    and are dropped on rollback.
+    and are dropped on rollback. `bind=(org_id, role)` opens the transaction already bound to
+    the tenant, in the same round trip as BEGIN (the hot routes, core/fastlane.py).
     """
-    state = state_of(request)
-    async with state.pool.acquire() as conn:
-        forget = getattr(conn, "forget_commit_status", None)
-        if forget is not None:
-            forget()
+    async with state.pool.acquire() as conn, transaction_on(conn, state, request, bind):
+        yield conn
+
+
+@asynccontextmanager
+async def transaction_on(
+    conn: asyncpg.Connection, state: AppState, request: Request,
+    bind: tuple[str, str | None] | None = None,
+) -> AsyncIterator[asyncpg.Connection]:
+    """`request_transaction` on a connection the caller already holds."""
+    forget = getattr(conn, "forget_commit_status", None)
+    if forget is not None:
+        forget()
+    if bind is None:
         transaction = conn.transaction()
         await transaction.start()
-        pending = tenancy.open_after_commit()
-        committed = False
-        try:
-            yield conn
-        except BaseException:
-            if not conn.is_closed():
-                try:
+    else:
+        transaction = None
+        await conn.execute(tenancy.begin_bound(bind[0], bind[1]))
+    pending = tenancy.open_after_commit()
+    committed = False
+    try:
+        yield conn
+    except BaseException:
+        if not conn.is_closed():
+            try:
+                if transaction is not None:
                     await transaction.rollback()
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                    pass  # the pool resets or discards the connection on release
-            raise
-        else:
+                else:
+                    await conn.execute("ROLLBACK;")
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                pass  # the pool resets or discards the connection on release
+        raise
+    else:
+        if transaction is not None:
             await transaction.commit()
-            if getattr(conn, "last_commit_status", None) == "ROLLBACK":
-                log.error("request transaction was aborted by a swallowed database error",
-                          path=request.url.path)
-                raise InternalError("The request's transaction was aborted by an earlier error")
-            committed = True
-            if request.method != "GET" and request.url.path.startswith(CONTROL_PLANE_PREFIXES):
-                state.key_cache.rows.clear()
-        finally:
-            tenancy.close_after_commit(pending, committed)
+        else:
+            await conn.execute("COMMIT;")
+        if getattr(conn, "last_commit_status", None) == "ROLLBACK":
+            log.error("request transaction was aborted by a swallowed database error",
+                      path=request.url.path)
+            raise InternalError("The request's transaction was aborted by an earlier error")
+        committed = True
+        if request.method != "GET" and request.url.path.startswith(CONTROL_PLANE_PREFIXES):
+            state.key_cache.rows.clear()
+    finally:
+        tenancy.close_after_commit(pending, committed)
+
+
+async def get_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """Dependency form of `request_transaction`."""
+    async with request_transaction(state_of(request), request) as conn:
+        yield conn
 
 
 Conn = Annotated[asyncpg.Connection, Depends(get_conn, scope="function")]

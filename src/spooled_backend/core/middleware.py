@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spooled_backend.config import Settings
 from spooled_backend.core.errors import PayloadTooLarge
+from spooled_backend.core.fastlane import FastLane
 from spooled_backend.core.responses import encode
 from spooled_backend.observability import metrics, tracing
 from spooled_backend.observability.redaction import redact_text
@@ -92,8 +93,9 @@ def unsupported_api_version(raw: str | None) -> str | None:
 class EdgeMiddleware:
     """Everything between the server and the application (module docstring)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, fastlane: FastLane | None = None) -> None:
         self.app = app
+        self.fastlane = fastlane
         self.settings = settings
         self.security_headers = SECURITY_HEADERS + ([HSTS] if settings.enable_hsts else [])
         self.max_bytes = MAX_BODY_BYTES
@@ -244,14 +246,19 @@ class EdgeMiddleware:
             if scope["spooled.gzip"]:
                 await self.gzip(scope, limited_receive, send)
             else:
-                await self.app(scope, limited_receive, send)
+                await self._timed(scope, limited_receive, send)
         except PayloadTooLarge as exc:
             if scope.get("spooled.started"):
                 raise
             await send_json(send, 413, exc.body(), [(b"connection", b"close")])
 
     async def _timed(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        """The application: a hot route (core/fastlane.py) or FastAPI's router."""
+        hot = self.fastlane.match(scope) if self.fastlane is not None else None
+        if hot is not None:
+            await self.fastlane.serve(hot[0], hot[1], scope, receive, send)  # type: ignore[union-attr]
+        else:
+            await self.app(scope, receive, send)
 
     async def _public_rate_limit(self, scope: Scope, send: Send) -> bool:
         """Per-IP limits of public and admin routes (ratelimit/middleware.py); True when a 429
@@ -291,6 +298,7 @@ def access_log(method: str, path: str, query: bytes, status: int, elapsed: float
     )
 
 
-def install(app: ASGIApp, settings: Settings) -> None:
-    """Add the edge layer (the only middleware)."""
-    app.add_middleware(EdgeMiddleware, settings=settings)  # type: ignore[attr-defined]
+def install(app: ASGIApp, settings: Settings, hot_routes: dict | None = None) -> None:  # type: ignore[type-arg]
+    """Add the edge layer (the only middleware); `hot_routes` are served by the fast lane."""
+    fastlane = FastLane(hot_routes) if hot_routes else None
+    app.add_middleware(EdgeMiddleware, settings=settings, fastlane=fastlane)  # type: ignore[attr-defined]

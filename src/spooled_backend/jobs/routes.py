@@ -380,3 +380,14 @@ async def add_job_dependencies(
             conn, auth, target, ids, body.dependency_mode, state.events
         )
     )
+
+
+# Served by core/fastlane.py without FastAPI's router and dependency injection (still listed in
+# OpenAPI through the decorators above). Signature parameters are filled by name.
+HOT_ROUTES = {
+    ("POST", "/api/v1/jobs"): create_job,
+    ("POST", "/api/v1/jobs/claim"): claim_jobs,
+    ("POST", "/api/v1/jobs/{job_id}/complete"): complete_job,
+    ("POST", "/api/v1/jobs/{job_id}/fail"): fail_job,
+    ("POST", "/api/v1/jobs/{job_id}/heartbeat"): heartbeat_job,
+}

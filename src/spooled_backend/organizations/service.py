@@ -121,6 +121,9 @@ async def create_organization(
     }
 
 
+BOOTSTRAP_CUSTOM_LIMITS = {"rate_limit_requests_per_second": None, "rate_limit_burst": None}
+
+
 async def bootstrap_default_organization(
     conn: asyncpg.Connection, settings: Settings
 ) -> dict[str, Any] | None:
@@ -134,6 +137,9 @@ async def bootstrap_default_organization(
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('spooled:bootstrap'))")
         if await conn.fetchval(q.COUNT_ORGS):
             return None
+        # The owner's private deployment: its request rate is never capped below what the
+        # service itself can do (issue 8), so the plan's 500 req/s bucket is switched off.
         return await create_organization(
-            conn, settings, name="Default Organization", slug="default", plan_tier="enterprise"
+            conn, settings, name="Default Organization", slug="default", plan_tier="enterprise",
+            custom_limits=BOOTSTRAP_CUSTOM_LIMITS,
         )
