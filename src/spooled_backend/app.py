@@ -26,6 +26,7 @@ from spooled_backend.auth.lifecycle import start_security
 from spooled_backend.auth.routes import router as auth_router
 from spooled_backend.dashboard.routes import router as dashboard_router
 from spooled_backend.health.routes import router as health_router
+from spooled_backend.jobs import wakeup
 from spooled_backend.jobs.routes import HOT_ROUTES as JOBS_HOT_ROUTES
 from spooled_backend.jobs.routes import router as jobs_router
 from spooled_backend.organizations.routes import router as organizations_router
@@ -99,6 +100,8 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
         )
         state.listener = Listener(listen_dsn(database_url, settings.database_direct_url))
         await state.listener.start()
+        await state.listener.subscribe(wakeup.CHANNEL, state.claim_wakeups.on_notify)
+        state.listener.on_reconnect(state.claim_wakeups.wake_all)
         await state.events.start(pool, state.listener)  # realtime bus: Redis or NOTIFY fan-out
         await start_security(state)
         app.state.services = state
@@ -119,6 +122,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
             await schedule_firer.stop()
             await supervisor.stop()
             await state.events.drain()
+            state.claim_wakeups.close()
             await state.listener.stop()
             if redis is not None:
                 await redis.aclose()

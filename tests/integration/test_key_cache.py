@@ -1,5 +1,6 @@
-"""The in-process API-key cache (auth/service.py KeyRowCache): a revoked key is refused at once
-on the replica that revoked it and within 1 s on every other, with or without the NOTIFY."""
+"""The in-process API-key cache (auth/service.py KeyRowCache) used by the fast lane: a revoked
+key, a changed scope or plan is refused / applied on the very next request on every replica,
+with or without the NOTIFY (the cached row is checked in the first round trip)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import pytest_asyncio
 
-from spooled_backend.auth.service import KEY_ROW_MAX_AGE_SECS
 from spooled_backend.config import Settings
 from tests.conftest import Api, _api
 
@@ -28,21 +28,18 @@ async def _new_key(api: Api, tenant: dict[str, Any]) -> tuple[str, str]:
     return resp.json()["id"], resp.json()["key"]
 
 
-async def _status(api: Api, key: str) -> int:
-    resp = await api.client.get("/api/v1/jobs/stats", headers=api.as_key(key))
-    return resp.status_code
+async def _status(api: Api, key: str, queue: str = "probe") -> int:
+    """A hot route (fast lane, cached key) and a FastAPI route must agree."""
+    hot = await api.client.post(
+        "/api/v1/jobs/claim", json={"queue_name": queue, "worker_id": "w"}, headers=api.as_key(key)
+    )
+    cold = await api.client.get("/api/v1/jobs/stats", headers=api.as_key(key))
+    assert hot.status_code == cold.status_code or 403 in (hot.status_code, cold.status_code), (
+        hot.text, cold.text)
+    return hot.status_code
 
 
-async def _refused_after(api: Api, key: str, limit: float = 3.0) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < limit:
-        if await _status(api, key) == 401:
-            return time.perf_counter() - started
-        await asyncio.sleep(0.002)
-    raise AssertionError("key still accepted")
-
-
-async def test_revoked_key_refused_at_once_here_and_within_1s_elsewhere(
+async def test_revoked_key_refused_at_once_here_and_elsewhere(
     api: Api, replica: Api, tenant: dict[str, Any]
 ) -> None:
     key_id, key = await _new_key(api, tenant)
@@ -55,25 +52,20 @@ async def test_revoked_key_refused_at_once_here_and_within_1s_elsewhere(
     resp = await api.client.delete(f"/api/v1/api-keys/{key_id}", headers=tenant["headers"])
     assert resp.status_code == 204
     assert await _status(api, key) == 401  # the revoking replica: the very next request
-    window = await _refused_after(replica, key)
-    assert window < 1.0, window
-    # Through the NOTIFY it is far below the 1 s bound (measured: a few ms).
-    assert window < 0.5, window
+    assert await _status(replica, key) == 401  # every other replica too: no window
 
 
-async def test_refused_within_1s_even_when_the_notification_is_lost(
+async def test_refused_at_once_even_when_the_notification_is_lost(
     api: Api, replica: Api, tenant: dict[str, Any]
 ) -> None:
     key_id, key = await _new_key(api, tenant)
     assert await _status(replica, key) == 200
     assert replica.state.listener is not None
     await replica.state.listener.stop()  # the replica misses every NOTIFY from now on
-    started = time.perf_counter()
     resp = await api.client.delete(f"/api/v1/api-keys/{key_id}", headers=tenant["headers"])
     assert resp.status_code == 204
-    window = await _refused_after(replica, key)
-    assert time.perf_counter() - started <= KEY_ROW_MAX_AGE_SECS + 0.3
-    assert window <= KEY_ROW_MAX_AGE_SECS + 0.3
+    assert replica.state.key_cache.rows._rows  # noqa: SLF001 - still cached: nobody told it
+    assert await _status(replica, key) == 401
 
 
 async def test_deactivated_and_plan_changes_reach_other_replicas(
@@ -86,23 +78,54 @@ async def test_deactivated_and_plan_changes_reach_other_replicas(
     )
     assert resp.status_code == 200, resp.text
     assert await _status(api, key) == 401
-    assert await _refused_after(replica, key) < 0.5
+    assert await _status(replica, key) == 401
 
-    # A plan change made directly in SQL (billing webhook, admin) is pushed too.
+    # A change made directly in SQL (billing webhook, an operator) applies at once as well.
     assert await _status(replica, tenant["key"]) == 200
     async with api.state.pool.acquire() as c:
         await c.execute("UPDATE organizations SET plan_tier = 'deleted' WHERE id = $1",
                         tenant["org_id"])
-    assert await _refused_after(replica, tenant["key"]) < 0.5
-    assert await _refused_after(api, tenant["key"]) < 0.5
+    assert await _status(replica, tenant["key"]) == 401
+    assert await _status(api, tenant["key"]) == 401
+
+
+async def test_scope_change_applies_on_the_next_request(
+    api: Api, replica: Api, tenant: dict[str, Any]
+) -> None:
+    key_id, key = await _new_key(api, tenant)
+    assert await _status(replica, key, "a") == 200
+    async with api.state.pool.acquire() as c:
+        await c.execute("UPDATE api_keys SET queues = '{b}' WHERE id = $1", key_id)
+    assert await _status(replica, key, "a") == 403
+    assert await _status(replica, key, "b") == 200
+
+
+async def test_notification_drops_the_cached_row_on_other_replicas(
+    api: Api, replica: Api, tenant: dict[str, Any]
+) -> None:
+    """The NOTIFY path: the other replica's entry is gone within a bounded time (measured)."""
+    key_id, key = await _new_key(api, tenant)
+    assert await _status(replica, key) == 200
+    rows = replica.state.key_cache.rows
+    assert any(r["id"] == key_id for _, r in rows._rows.values())  # noqa: SLF001
+    started = time.perf_counter()
+    resp = await api.client.delete(f"/api/v1/api-keys/{key_id}", headers=tenant["headers"])
+    assert resp.status_code == 204
+    while any(r["id"] == key_id for _, r in rows._rows.values()):  # noqa: SLF001
+        assert time.perf_counter() - started < 2.0
+        await asyncio.sleep(0.001)
 
 
 async def test_cached_key_needs_no_lookup(api: Api, tenant: dict[str, Any]) -> None:
     assert await _status(api, tenant["key"]) == 200
     async with api.state.pool.acquire() as c:
-        # Make the stored row unreadable for the lookup: a cached key still authenticates...
+        # Break the lookup: a cached key still authenticates on the fast lane...
         await c.execute("ALTER TABLE api_keys RENAME COLUMN lookup_hash TO lookup_hash_x")
         try:
-            assert await _status(api, tenant["key"]) == 200
+            resp = await api.client.post(
+                "/api/v1/jobs/claim", json={"queue_name": "q", "worker_id": "w"},
+                headers=tenant["headers"],
+            )
+            assert resp.status_code == 200, resp.text
         finally:
             await c.execute("ALTER TABLE api_keys RENAME COLUMN lookup_hash_x TO lookup_hash")

@@ -3,15 +3,16 @@
 A key is found by the SHA-256 lookup hash, bcrypt-verified once per process, and the result of
 that verification is cached (keyed by the lookup hash and the stored bcrypt hash).
 
-The key row (joined with its organization's plan) is cached per process too (`KeyRowCache`), so
-the hot path costs no lookup round trip. Revocation reaches the cache three ways:
-* at once on the replica that revoked: the revoking routes drop the entry after their commit;
-* within milliseconds on every replica: a trigger (migration 0008) sends
-  `NOTIFY spooled_auth_revoked` on any change of a key or of an organization's plan, received by
-  the process's listener (db/listener.py), which drops the entry;
-* within `KEY_ROW_MAX_AGE_SECS` (1 s) whatever happens: an entry older than that is read again,
-  so a lost notification (listener reconnecting) never keeps a revoked key alive longer than
-  1 s. Expiry (`expires_at`) is checked on every request against the cached row.
+The key row (joined with its organization's plan) is cached per process too (`KeyRowCache`), and
+the fast lane (core/fastlane.py, the hot job routes) authenticates from it without a lookup round
+trip. It stays exact because the fast lane's first round trip (`BEGIN` + tenant binding) also
+runs `spooled_check_key(key_id, fingerprint)` (migration 0008): a key revoked, expired, of a
+deleted organization, or with a changed scope/limit/plan fails that check (SQLSTATE SPK01) and
+the request is authenticated again from the database, so revocation takes effect on the very
+next request on every replica. The other routes read the key row on every request as before.
+A trigger's `NOTIFY spooled_auth_revoked` (0008) drops entries early on every replica (through
+the process's listener), so a revoked key usually never reaches the check; entries are re-read
+after `KEY_ROW_MAX_AGE_SECS` whatever happens.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from spooled_backend.core.errors import Unauthorized
 
 SELECT_KEY_BY_LOOKUP = """
 SELECT k.id, k.organization_id, k.key_hash, k.queues, k.rate_limit, k.is_active, k.expires_at,
-       k.last_used, o.plan_tier, o.custom_limits
+       k.last_used, o.plan_tier, o.custom_limits, spooled_key_fingerprint(k, o) AS fingerprint
 FROM api_keys k JOIN organizations o ON o.id = k.organization_id
 WHERE k.lookup_hash = $1
 """
 
 SELECT_LEGACY_CANDIDATES = """
 SELECT k.id, k.organization_id, k.key_hash, k.queues, k.rate_limit, k.is_active, k.expires_at,
-       k.last_used, o.plan_tier, o.custom_limits
+       k.last_used, o.plan_tier, o.custom_limits, spooled_key_fingerprint(k, o) AS fingerprint
 FROM api_keys k JOIN organizations o ON o.id = k.organization_id
 WHERE k.lookup_hash IS NULL AND k.key_prefix = $1 AND k.is_active
 LIMIT 100
@@ -49,7 +50,7 @@ LAST_USED_EVERY = timedelta(minutes=5)
 INVALID = "Invalid API key"
 log = structlog.get_logger(__name__)
 AUTH_CHANNEL = "spooled_auth_revoked"  # payloads: `k:<api key id>`, `o:<organization id>`
-KEY_ROW_MAX_AGE_SECS = 1.0
+KEY_ROW_MAX_AGE_SECS = 60.0
 
 
 class KeyRowCache:
@@ -144,6 +145,7 @@ def context_from_key_row(row: asyncpg.Record) -> AuthContext:
         plan_tier=row["plan_tier"],
         custom_limits=row["custom_limits"],
         rate_limit=row["rate_limit"],
+        fingerprint=row.get("fingerprint"),
     )
 
 
@@ -161,7 +163,7 @@ def _invalid(reason: str, **fields: object) -> Unauthorized:
 
 
 async def authenticate_api_key(
-    conn: asyncpg.Connection, raw_key: str, cache: VerifiedKeyCache
+    conn: asyncpg.Connection, raw_key: str, cache: VerifiedKeyCache, *, cached: bool = False
 ) -> AuthContext:
     """Resolve a raw API key to an AuthContext.
 
@@ -171,9 +173,10 @@ async def authenticate_api_key(
     if not keys.looks_like_api_key(raw_key):
         raise _invalid("malformed")
     digest = keys.lookup_hash(raw_key)
-    row = cache.rows.get(digest)
-    if row is not None and _usable(row) and cache.is_verified(digest, row["key_hash"]):
-        return context_from_key_row(row)
+    if cached:  # only for callers that check the fingerprint in their transaction (fast lane)
+        row = cache.rows.get(digest)
+        if row is not None and _usable(row) and cache.is_verified(digest, row["key_hash"]):
+            return context_from_key_row(row)
     row = await conn.fetchrow(SELECT_KEY_BY_LOOKUP, digest)
     if row is None:
         row = await _legacy_lookup(conn, raw_key, digest, cache)

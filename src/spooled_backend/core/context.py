@@ -22,6 +22,9 @@ class AuthContext:
     custom_limits: dict[str, Any] | None = None
     rate_limit: int | None = None
     via_jwt: bool = False
+    # `spooled_key_fingerprint` of the key row this context was built from (migration 0008);
+    # the fast lane checks it in its first round trip (tenancy.begin_bound). None: no check.
+    fingerprint: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

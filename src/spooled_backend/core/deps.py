@@ -33,12 +33,6 @@ from spooled_backend.ratelimit.tenant import enforce_tenant
 log = structlog.get_logger(__name__)
 
 MAX_BEARER_CHARS = tokens.MAX_TOKEN_CHARS
-# Writes here may revoke keys or change plans: after one commits, this process drops its cached
-# key rows at once (the other replicas hear it through NOTIFY; auth/service.py KeyRowCache).
-CONTROL_PLANE_PREFIXES = (
-    "/api/v1/admin", "/api/v1/api-keys", "/api/v1/organizations", "/api/v1/billing",
-    "/api/v1/auth",
-)
 
 
 def state_of(request: Request) -> AppState:
@@ -73,9 +67,10 @@ async def request_transaction(
 @asynccontextmanager
 async def transaction_on(
     conn: asyncpg.Connection, state: AppState, request: Request,
-    bind: tuple[str, str | None] | None = None,
+    bind: tuple[str, str | None] | None = None, key_check: tuple[str, str | None] | None = None,
 ) -> AsyncIterator[asyncpg.Connection]:
-    """`request_transaction` on a connection the caller already holds."""
+    """`request_transaction` on a connection the caller already holds; `key_check` adds
+    `spooled_check_key` to the bound BEGIN (tenancy.begin_bound)."""
     forget = getattr(conn, "forget_commit_status", None)
     if forget is not None:
         forget()
@@ -84,7 +79,15 @@ async def transaction_on(
         await transaction.start()
     else:
         transaction = None
-        await conn.execute(tenancy.begin_bound(bind[0], bind[1]))
+        try:
+            await conn.execute(tenancy.begin_bound(bind[0], bind[1], key_check))
+        except BaseException:
+            if conn.is_in_transaction():
+                try:
+                    await conn.execute("ROLLBACK;")
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    pass
+            raise
     pending = tenancy.open_after_commit()
     committed = False
     try:
@@ -109,8 +112,6 @@ async def transaction_on(
                       path=request.url.path)
             raise InternalError("The request's transaction was aborted by an earlier error")
         committed = True
-        if request.method != "GET" and request.url.path.startswith(CONTROL_PLANE_PREFIXES):
-            state.key_cache.rows.clear()
     finally:
         tenancy.close_after_commit(pending, committed)
 
@@ -141,8 +142,13 @@ def bearer_token(request: Request) -> str:
     return value
 
 
-async def authenticate(state: AppState, conn: asyncpg.Connection, credential: str) -> AuthContext:
+async def authenticate(
+    state: AppState, conn: asyncpg.Connection, credential: str, *, cached: bool = False
+) -> AuthContext:
     """API key or access JWT (CONTRACT §4.1/§4.2: a value starting with `eyJ` is a JWT).
+
+    `cached=True` lets an API key be authenticated from the process's key-row cache: only for
+    callers that run `spooled_check_key` in their transaction (core/fastlane.py).
 
     Also usable by routes with their own credential sources (realtime `?token=`). Raises
     Unauthorized.
@@ -151,7 +157,7 @@ async def authenticate(state: AppState, conn: asyncpg.Connection, credential: st
         return await authenticate_access_token(
             conn, state.settings.effective_jwt_secret, state.revocations, credential
         )
-    return await authenticate_api_key(conn, credential, state.key_cache)
+    return await authenticate_api_key(conn, credential, state.key_cache, cached=cached)
 
 
 async def admit(state: AppState, conn: asyncpg.Connection, request: Request, auth: AuthContext) -> None:

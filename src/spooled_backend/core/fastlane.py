@@ -12,21 +12,29 @@ document and their functions are unchanged), but the edge middleware calls them 
 
 Same rules and order as the dependency chain in core/deps.py (401 before body validation, 429
 before anything is written, after-commit events, the aborted-COMMIT check), same error bodies
-(core/handlers.py). Three round trips per request with a cached key instead of five.
+(core/handlers.py). Three round trips per request with a cached key instead of five; the cached
+key is checked in the first one (`spooled_check_key`, auth/service.py), so a revoked key is
+refused at once on every replica.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
+
+import asyncpg
+import structlog
 
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from spooled_backend.core import handlers
+from spooled_backend.core import handlers, tenancy
 from spooled_backend.core.deps import authenticate, bearer_token, state_of, transaction_on
+from spooled_backend.core.context import AuthContext
 from spooled_backend.core.errors import SpooledError
+from spooled_backend.core.state import AppState
 from spooled_backend.ratelimit.tenant import enforce_tenant
 
 Endpoint = Callable[..., Awaitable[Any]]
@@ -40,7 +48,10 @@ class FastLane:
         self.exact: dict[tuple[str, str], Endpoint] = {}
         self.by_action: dict[tuple[str, str], Endpoint] = {}  # /jobs/{job_id}/<action>
         self.params: dict[Endpoint, frozenset[str]] = {}
+        # What FastAPI's router leaves in scope["route"]: metrics and tracing label by template.
+        self.templates: dict[Endpoint, SimpleNamespace] = {}
         for (method, path), endpoint in routes.items():
+            self.templates[endpoint] = SimpleNamespace(path=path)
             if path.startswith(PREFIX + "/{job_id}/"):
                 self.by_action[(method, path.rsplit("/", 1)[1])] = endpoint
             else:
@@ -64,6 +75,7 @@ class FastLane:
 
     async def serve(self, endpoint: Endpoint, job_id: str | None, scope: Scope,
                     receive: Receive, send: Send) -> None:
+        scope["route"] = self.templates[endpoint]
         request = Request(scope, receive)
         try:
             response = await self._run(endpoint, job_id, request)
@@ -74,28 +86,65 @@ class FastLane:
         await response(scope, receive, send)  # type: ignore[operator]
 
     async def _run(self, endpoint: Endpoint, job_id: str | None, request: Request) -> Any:
+        """Authenticate once, then run the endpoint in its transaction; an endpoint that leaves
+        `request.state.claim_wait` (a claim with `wait_ms` that found nothing) is run again
+        after that wait, in a new transaction, with no connection held meanwhile."""
         state = state_of(request)
         credential = bearer_token(request)
+        auth: AuthContext | None = None
+        while True:
+            response, auth = await self._attempt(endpoint, job_id, request, state, credential, auth)
+            wait = getattr(request.state, "claim_wait", None)
+            if wait is None:
+                return response
+            request.state.claim_wait = None
+            if not await wait():
+                return response
+
+    async def _attempt(self, endpoint: Endpoint, job_id: str | None, request: Request,
+                       state: AppState, credential: str,
+                       auth: AuthContext | None) -> tuple[Any, AuthContext]:
         async with state.pool.acquire() as conn:
-            # A cached key costs no query; a miss reads the key row outside the transaction.
+            if auth is None:
+                # A cached key costs no query; a miss reads the key row outside the transaction.
+                auth = await authenticate(state, conn, credential, cached=True)
+                if state.rate_limiter is not None:
+                    decision = await enforce_tenant(state.rate_limiter, state.settings, auth)
+                    if decision is not None:
+                        request.state.rate_limit = decision
+                request.state.auth = auth
+                structlog.contextvars.bind_contextvars(organization_id=auth.organization_id)
+            try:
+                return await self._in_transaction(endpoint, job_id, request, state, conn, auth), auth
+            except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) != tenancy.KEY_CHANGED:
+                    raise
+            # The cached key row is stale (revoked, expired, scope or plan changed): read it
+            # again (401 when it is no longer valid) and run with the fresh one.
+            state.key_cache.rows.forget(key_id=auth.api_key_id)
             auth = await authenticate(state, conn, credential)
-            if state.rate_limiter is not None:
-                decision = await enforce_tenant(state.rate_limiter, state.settings, auth)
-                if decision is not None:
-                    request.state.rate_limit = decision
             request.state.auth = auth
-            bind = (auth.organization_id, state.tenant_role)
-            async with transaction_on(conn, state, request, bind):
-                wanted = self.params[endpoint]
-                kwargs: dict[str, Any] = {}
-                if "request" in wanted:
-                    kwargs["request"] = request
-                if "state" in wanted:
-                    kwargs["state"] = state
-                if "conn" in wanted:
-                    kwargs["conn"] = conn
-                if "auth" in wanted:
-                    kwargs["auth"] = auth
-                if "job_id" in wanted:
-                    kwargs["job_id"] = job_id
-                return await endpoint(**kwargs)
+            return await self._in_transaction(endpoint, job_id, request, state, conn, auth), auth
+
+    async def _in_transaction(self, endpoint: Endpoint, job_id: str | None, request: Request,
+                              state: AppState, conn: Any, auth: AuthContext) -> Any:
+        bind = (auth.organization_id, state.tenant_role)
+        key_check = (auth.api_key_id, auth.fingerprint)
+        async with transaction_on(conn, state, request, bind, key_check):
+            return await self._call(endpoint, job_id, request, state, conn, auth)
+
+    async def _call(self, endpoint: Endpoint, job_id: str | None, request: Request,
+                    state: AppState, conn: Any, auth: AuthContext) -> Any:
+        wanted = self.params[endpoint]
+        kwargs: dict[str, Any] = {}
+        if "request" in wanted:
+            kwargs["request"] = request
+        if "state" in wanted:
+            kwargs["state"] = state
+        if "conn" in wanted:
+            kwargs["conn"] = conn
+        if "auth" in wanted:
+            kwargs["auth"] = auth
+        if "job_id" in wanted:
+            kwargs["job_id"] = job_id
+        return await endpoint(**kwargs)

@@ -14,6 +14,7 @@ from spooled_backend.auth.revocation import RevocationStore
 from spooled_backend.auth.service import VerifiedKeyCache
 from spooled_backend.config import Settings
 from spooled_backend.db.listener import Listener
+from spooled_backend.jobs.wakeup import ClaimWakeups
 from spooled_backend.ratelimit.limiter import RateLimiter
 from spooled_backend.realtime.bus import EventBus
 
@@ -41,3 +42,5 @@ class AppState:
     schedule_wake: asyncio.Event = field(default_factory=asyncio.Event)
     # Outgoing webhook delivery loop and its SSRF-pinned sender (webhooks/tasks.py).
     webhooks: Any = None
+    # Claimers waiting with `wait_ms`, woken through the listener (jobs/wakeup.py).
+    claim_wakeups: ClaimWakeups = field(default_factory=ClaimWakeups)

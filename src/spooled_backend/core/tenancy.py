@@ -109,16 +109,31 @@ async def probe_tenant_role(pool: asyncpg.Pool) -> str | None:
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def begin_bound(org_id: str, role: str | None) -> str:
-    """`BEGIN` and the tenant binding as one simple-protocol query (one round trip instead of
-    two). The organization id comes from our own `organizations.id` (a UUID), and is checked
-    against `[A-Za-z0-9_-]{1,64}` before it is placed in the text; the role is a constant."""
+_FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
+KEY_CHANGED = "SPK01"  # SQLSTATE of spooled_check_key (migration 0008)
+
+
+def begin_bound(org_id: str, role: str | None,
+                key_check: tuple[str, str | None] | None = None) -> str:
+    """`BEGIN`, the tenant binding and (for a key authenticated from the cache) the key's
+    validity check as one simple-protocol query: one round trip instead of three.
+
+    Simple protocol takes no bind parameters, so the values are placed in the text, but only
+    our own identifiers: the organization and key ids (UUIDs from our tables) must match
+    `[A-Za-z0-9_-]{1,64}`, the fingerprint 32 hex digits, the role is the constant; anything
+    else raises ValueError. `spooled_check_key` raises SQLSTATE SPK01 when the key changed.
+    """
     if not _SAFE_ID.match(org_id) or (role is not None and role != TENANT_ROLE):
         raise ValueError("refusing to bind an unexpected organization id or role")
-    org = f"set_config('app.current_org_id', '{org_id}', true)"
-    if role is None:
-        return f"BEGIN; SELECT {org};"
-    return f"BEGIN; SELECT set_config('role', '{TENANT_ROLE}', true), {org};"
+    parts = [f"set_config('app.current_org_id', '{org_id}', true)"]
+    if role is not None:
+        parts.insert(0, f"set_config('role', '{TENANT_ROLE}', true)")
+    if key_check is not None and key_check[1] is not None:
+        key_id, fingerprint = key_check
+        if not _SAFE_ID.match(key_id) or not _FINGERPRINT.match(fingerprint or ""):
+            raise ValueError("refusing to check an unexpected key id or fingerprint")
+        parts.append(f"spooled_check_key('{key_id}', '{fingerprint}')")
+    return f"BEGIN; SELECT {', '.join(parts)};"
 
 
 async def bind_tenant(conn: asyncpg.Connection, org_id: str, role: str | None) -> None:

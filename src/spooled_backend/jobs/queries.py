@@ -134,6 +134,15 @@ WITH {ratelimit.BUCKET_CTES}, picked AS (
 SELECT * FROM claimed ORDER BY priority DESC, created_at ASC
 """
 
+# The earliest future `scheduled_at` of a queue's waiting jobs (epoch seconds): a claimer that
+# waits (`wait_ms`) arms a timer for it (jobs/wakeup.py). Runs only when a waiting claim found
+# nothing, along jobs_claim_idx.
+NEXT_DUE = """
+SELECT extract(epoch FROM min(scheduled_at)) FROM jobs
+WHERE organization_id = $1 AND queue_name = $2 AND status IN ('pending', 'scheduled')
+  AND dependencies_met AND scheduled_at > now()
+"""
+
 # Fenced acknowledgements. $1 id, $2 org, $3 worker_id, $4 lease_id (NULL = a legacy client that
 # sends none: fenced by worker, processing status and unexpired lease alone, CONTRACT §21 R1).
 # `prior` is the row before the update; `done` is non-empty when the fence held.

@@ -6,6 +6,8 @@ registered before `/jobs/{job_id}` so they win.
 
 from __future__ import annotations
 
+import functools
+import time
 from datetime import datetime
 
 from fastapi import APIRouter, Query, Request
@@ -183,12 +185,37 @@ async def bulk_enqueue(request: Request, state: State, conn: Conn, auth: Auth) -
 async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
     """Lease up to `limit` ready jobs → `{jobs: [{id, queue_name, payload, retry_count,
     max_retries, timeout_seconds, lease_expires_at, lease_id}]}`; empty when idle or paused.
-    `lease_duration_secs` 5..3600 (default WORKER_LEASE_DURATION_SECS)."""
-    body = await parse_body(request, ClaimJobs)
+    `lease_duration_secs` 5..3600 (default WORKER_LEASE_DURATION_SECS).
+
+    `wait_ms` (0..30000): when nothing is claimable, the request is held until a job becomes
+    claimable or the time passes, then answers as usual (empty `jobs` on timeout). The wait
+    holds no database connection: the fast lane (core/fastlane.py) commits this empty claim,
+    waits on `request.state.claim_wait` (jobs/wakeup.py) and runs the claim again."""
+    body: ClaimJobs | None = getattr(request.state, "claim_body", None)
+    if body is None:
+        body = await parse_body(request, ClaimJobs)
+        request.state.claim_body = body
+        if body.wait_ms:
+            wait = body.wait_ms / 1000
+            if state.settings.request_timeout_secs > 0:  # answer before the 408 clock runs out
+                wait = min(wait, max(state.settings.request_timeout_secs - 1.0, 0.0))
+            request.state.claim_deadline = time.monotonic() + wait
     lease = body.lease_duration_secs or state.settings.worker_lease_duration_secs
     jobs = await service.claim_jobs(
         conn, auth, body.queue_name, body.worker_id, body.limit, lease, state.events
     )
+    wakeups = state.claim_wakeups
+    if jobs and len(jobs) == body.limit:
+        wakeups.wake(auth.organization_id, body.queue_name)  # there may be more: next claimer
+    elif not jobs and body.wait_ms:
+        remaining = request.state.claim_deadline - time.monotonic()
+        if remaining > 0:
+            due = await service.next_due_epoch(conn, auth, body.queue_name)
+            if due is not None:
+                wakeups.wake_at(auth.organization_id, body.queue_name, due)
+            request.state.claim_wait = functools.partial(
+                wakeups.wait, auth.organization_id, body.queue_name, remaining
+            )
     out = [
         {
             "id": j["id"],

@@ -63,6 +63,8 @@ class ClaimJobs(_Body):
     worker_id: Annotated[str, Field(min_length=1, max_length=255)]
     limit: Annotated[StrictInt, Field(ge=1, le=100)] = 1
     lease_duration_secs: LeaseSecs | None = None
+    # Long poll (issue 8): when nothing is claimable, wait up to this long for a job.
+    wait_ms: Annotated[StrictInt, Field(ge=0, le=30_000)] | None = None
 
 
 class _Ack(_Body):

@@ -205,6 +205,12 @@ async def claim_jobs(
     return claimed
 
 
+async def next_due_epoch(conn: asyncpg.Connection, auth: AuthContext, queue_name: str) -> float | None:
+    """When the queue's earliest not-yet-due job becomes claimable (epoch seconds), or None."""
+    due = await conn.fetchval(q.NEXT_DUE, auth.organization_id, queue_name)
+    return float(due) if due is not None else None
+
+
 def _ack_outcome(prior: asyncpg.Record | None, worker_id: str, lease_id: str | None) -> None:
     """Why a fenced acknowledgement did not apply (CONTRACT §8.4). Always raises.
 

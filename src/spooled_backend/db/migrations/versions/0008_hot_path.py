@@ -5,6 +5,22 @@
   deletes): `NOTIFY spooled_auth_revoked, 'k:<key id>' | 'o:<org id>'`, delivered at commit to
   every replica's listener, which drops the cached key rows (auth/service.py `KeyRowCache`).
   Identical notifications of one transaction are folded by PostgreSQL (one per key).
+* `spooled_key_fingerprint(api_keys, organizations)` (md5 of what authentication derives from
+  a key: org, bcrypt hash, queue scope, key rate limit, plan tier, custom limits) and
+  `spooled_check_key(key_id, fingerprint)`: the fast lane authenticates from the cached key row
+  and calls the check in the same round trip as `BEGIN` and the tenant binding; it raises
+  SQLSTATE `SPK01` when the key was revoked, expired, its organization deleted, or any of those
+  fields changed, and the request is authenticated again from the database. So a revoked key is
+  refused on the very next request on every replica (window 0) at the cost of one primary-key
+  lookup inside a round trip that happens anyway. SECURITY DEFINER: it runs after `SET ROLE
+  spooled_tenant` and must read the key whatever RLS shows.
+* Claim wake-ups (`wait_ms`, jobs/wakeup.py): `NOTIFY spooled_jobs_ready,
+  '<org>\t<queue>\t<count>\t<due epoch>'` when jobs become claimable: a statement-level
+  AFTER INSERT trigger (one notification per statement and queue, however many rows: bulk
+  enqueue pays one), a row-level AFTER UPDATE trigger whose WHEN clause only fires on a
+  transition *into* pending/scheduled with dependencies met (claim, complete, heartbeat never
+  call it), and queue resume. Jobs due later carry their earliest `scheduled_at` so each
+  process arms one timer instead of waiting for the 5 s activation sweep.
 
 Revision ID: 0008
 Revises: 0007
@@ -55,7 +71,112 @@ STATEMENTS: list[str] = [
     """,
 ]
 
+STATEMENTS += [
+    """
+    CREATE OR REPLACE FUNCTION spooled_key_fingerprint(k api_keys, o organizations) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT md5(concat_ws('|', k.organization_id, k.key_hash, k.queues::text,
+                             coalesce(k.rate_limit::text, ''), o.plan_tier,
+                             coalesce(o.custom_limits::text, '')))
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION spooled_check_key(p_key_id text, p_fingerprint text) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    BEGIN
+        IF NOT EXISTS (
+            SELECT 1 FROM api_keys k JOIN organizations o ON o.id = k.organization_id
+            WHERE k.id = p_key_id AND k.is_active
+              AND (k.expires_at IS NULL OR k.expires_at > now())
+              AND o.plan_tier <> 'deleted'
+              AND spooled_key_fingerprint(k, o) = p_fingerprint
+        ) THEN
+            RAISE EXCEPTION 'cached API key is no longer current' USING ERRCODE = 'SPK01';
+        END IF;
+    END
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION spooled_notify_jobs_inserted() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    DECLARE r record;
+    BEGIN
+        FOR r IN
+            SELECT organization_id, queue_name,
+                   count(*) FILTER (WHERE scheduled_at IS NULL OR scheduled_at <= now()) AS n,
+                   min(scheduled_at) FILTER (WHERE scheduled_at > now()) AS due
+            FROM spooled_new_jobs
+            WHERE status IN ('pending', 'scheduled') AND dependencies_met
+            GROUP BY organization_id, queue_name
+        LOOP
+            IF r.n > 0 THEN
+                PERFORM pg_notify('spooled_jobs_ready',
+                                  r.organization_id || E'\t' || r.queue_name || E'\t' || r.n);
+            END IF;
+            IF r.due IS NOT NULL THEN
+                PERFORM pg_notify('spooled_jobs_ready',
+                                  r.organization_id || E'\t' || r.queue_name || E'\t0\t'
+                                  || extract(epoch FROM r.due));
+            END IF;
+        END LOOP;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER jobs_ready_insert AFTER INSERT ON jobs
+    REFERENCING NEW TABLE AS spooled_new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION spooled_notify_jobs_inserted()
+    """,
+    """
+    CREATE OR REPLACE FUNCTION spooled_notify_job_ready() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.scheduled_at IS NOT NULL AND NEW.scheduled_at > now() THEN
+            PERFORM pg_notify('spooled_jobs_ready',
+                              NEW.organization_id || E'\t' || NEW.queue_name || E'\t0\t'
+                              || extract(epoch FROM NEW.scheduled_at));
+        ELSE
+            PERFORM pg_notify('spooled_jobs_ready',
+                              NEW.organization_id || E'\t' || NEW.queue_name || E'\t1');
+        END IF;
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER jobs_ready_update AFTER UPDATE ON jobs FOR EACH ROW
+    WHEN (NEW.status IN ('pending', 'scheduled') AND NEW.dependencies_met
+          AND (OLD.status NOT IN ('pending', 'scheduled') OR NOT OLD.dependencies_met
+               OR OLD.scheduled_at IS DISTINCT FROM NEW.scheduled_at))
+    EXECUTE FUNCTION spooled_notify_job_ready()
+    """,
+    """
+    CREATE OR REPLACE FUNCTION spooled_notify_queue_resumed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('spooled_jobs_ready',
+                          NEW.organization_id || E'\t' || NEW.queue_name || E'\t100');
+        RETURN NULL;
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER queue_config_resumed AFTER UPDATE OF enabled ON queue_config FOR EACH ROW
+    WHEN (NEW.enabled AND NOT OLD.enabled)
+    EXECUTE FUNCTION spooled_notify_queue_resumed()
+    """,
+]
+
 DOWNGRADE: list[str] = [
+    "DROP FUNCTION IF EXISTS spooled_check_key(text, text)",
+    "DROP FUNCTION IF EXISTS spooled_key_fingerprint(api_keys, organizations)",
+    "DROP TRIGGER IF EXISTS queue_config_resumed ON queue_config",
+    "DROP FUNCTION IF EXISTS spooled_notify_queue_resumed()",
+    "DROP TRIGGER IF EXISTS jobs_ready_update ON jobs",
+    "DROP FUNCTION IF EXISTS spooled_notify_job_ready()",
+    "DROP TRIGGER IF EXISTS jobs_ready_insert ON jobs",
+    "DROP FUNCTION IF EXISTS spooled_notify_jobs_inserted()",
     "DROP TRIGGER IF EXISTS organizations_auth_delete ON organizations",
     "DROP TRIGGER IF EXISTS organizations_auth_change ON organizations",
     "DROP TRIGGER IF EXISTS api_keys_auth_delete ON api_keys",
