@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -38,6 +39,7 @@ from spooled_backend.schedules.tasks import ScheduleFirer
 from spooled_backend.scheduler.loops import Supervisor, default_loops
 from spooled_backend.webhooks.routes import router as webhooks_router
 from spooled_backend.webhooks.tasks import Dispatcher as WebhookDispatcher
+from spooled_backend.workers import counters as worker_counters
 from spooled_backend.workers.routes import router as workers_router
 from spooled_backend.workflows.routes import router as workflows_router
 
@@ -115,6 +117,8 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
             supervisor.start()
             await schedule_firer.start()
             await state.webhooks.start(getattr(state, "listener", None))
+        counters_stop = asyncio.Event()  # worker job counters, batched per process
+        counters_task = asyncio.create_task(worker_counters.run_flusher(pool, counters_stop))
         try:
             yield
         finally:
@@ -122,6 +126,8 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
             await schedule_firer.stop()
             await supervisor.stop()
             await state.events.drain()
+            counters_stop.set()
+            await counters_task
             state.claim_wakeups.close()
             await state.listener.stop()
             if redis is not None:

@@ -174,9 +174,6 @@ WITH {_prior(6)}, done AS (
 ), {settled_cte("done")}, hist AS (
     INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
     SELECT $2, id, 'completed', $3, NULL FROM done
-), worker AS (
-    UPDATE workers SET jobs_processed = jobs_processed + 1
-    WHERE id = $3 AND organization_id = $2 AND EXISTS (SELECT 1 FROM done)
 )
 SELECT p.*, (SELECT completed_at FROM done) AS acked_at, {SETTLED_COLUMN} FROM prior p
 """
@@ -209,9 +206,6 @@ WITH {_prior(7)}, done AS (
            $3, jsonb_build_object('error', $5::text, 'retry_count', retry_count,
                                   'next_attempt_at', CASE WHEN status = 'pending' THEN scheduled_at END)
     FROM done
-), worker AS (
-    UPDATE workers SET jobs_failed = jobs_failed + 1
-    WHERE id = $3 AND organization_id = $2 AND EXISTS (SELECT 1 FROM done)
 )
 SELECT p.*, d.status AS new_status, d.retry_count AS new_retry_count,
        d.scheduled_at AS next_attempt_at, d.updated_at AS acked_at, {SETTLED_COLUMN}
@@ -345,4 +339,68 @@ WITH picked AS (
 SELECT (SELECT count(*) FROM gone)::bigint AS purged,
        ARRAY(SELECT DISTINCT d.job_id FROM job_dependencies d
              WHERE d.depends_on_job_id IN (SELECT id FROM picked)) AS orphans
+"""
+
+
+# Batch acknowledgement (CONTRACT §20 D5, jobs/ack.py): up to 100 completes and fails in one
+# statement. $1 org, $2 worker_id, $3 job ids text[], $4 lease ids text[] (NULL element = legacy
+# fencing, §21 R1), $5 results jsonb[], $6 kinds text[] ('complete' | 'fail'), $7 errors text[],
+# $8 queue scope. Each item gets exactly the single-job rules: the same fence, retry policy
+# (§8.3), DLQ row, history rows, and one settle call for every job that ended (dependents,
+# workflows). Rows are locked in id order, so two overlapping batches cannot deadlock.
+ACK_JOBS = f"""
+WITH items AS (
+    SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])
+        WITH ORDINALITY AS t(id, lease_id, result, kind, error, ord)
+), prior AS (
+    SELECT j.id, j.status, j.assigned_worker_id, j.lease_id, j.lease_expires_at, j.queue_name,
+           j.started_at, j.retry_count, j.max_retries, j.payload
+    FROM jobs j
+    WHERE j.id IN (SELECT id FROM items) AND j.organization_id = $1
+      AND ($8::text[] IS NULL OR j.queue_name = ANY($8::text[]))
+    ORDER BY j.id
+    FOR UPDATE
+), done AS (
+    UPDATE jobs j SET
+        status = CASE WHEN i.kind = 'complete' THEN 'completed'
+                      WHEN p.retry_count < p.max_retries THEN 'pending' ELSE 'deadletter' END,
+        result = CASE WHEN i.kind = 'complete' THEN i.result ELSE j.result END,
+        retry_count = CASE WHEN i.kind = 'fail' AND p.retry_count < p.max_retries
+                           THEN p.retry_count + 1 ELSE p.retry_count END,
+        scheduled_at = CASE WHEN i.kind = 'fail' AND p.retry_count < p.max_retries
+            THEN now() + make_interval(secs => LEAST(power(2, LEAST(p.retry_count, 6)), 60))
+            ELSE j.scheduled_at END,
+        completed_at = CASE WHEN i.kind = 'fail' AND p.retry_count < p.max_retries
+                            THEN NULL ELSE now() END,
+        last_error = CASE WHEN i.kind = 'fail' THEN i.error ELSE j.last_error END,
+        lease_expires_at = NULL, updated_at = now()
+    FROM prior p JOIN items i ON i.id = p.id
+    WHERE j.id = p.id AND p.status = 'processing' AND p.assigned_worker_id = $2
+      AND (i.lease_id IS NULL OR p.lease_id = i.lease_id) AND p.lease_expires_at > now()
+    RETURNING j.id, j.status, j.retry_count, j.scheduled_at, j.updated_at, j.has_dependents,
+              j.workflow_id
+), {settled_cte("done", "status IN ('completed', 'deadletter')")}, dlq AS (
+    INSERT INTO dead_letter_queue (organization_id, job_id, queue_name, reason, original_payload,
+                                   error_details)
+    SELECT $1, d.id, p.queue_name, i.error, p.payload,
+           jsonb_build_object('retry_count', d.retry_count, 'worker_id', $2::text)
+    FROM done d JOIN prior p ON p.id = d.id JOIN items i ON i.id = d.id
+    WHERE d.status = 'deadletter'
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
+    SELECT $1, d.id,
+           CASE d.status WHEN 'completed' THEN 'completed' WHEN 'deadletter' THEN 'deadlettered'
+                ELSE 'retry_scheduled' END,
+           $2,
+           CASE WHEN d.status = 'completed' THEN NULL
+                ELSE jsonb_build_object('error', i.error, 'retry_count', d.retry_count,
+                     'next_attempt_at', CASE WHEN d.status = 'pending' THEN d.scheduled_at END)
+           END
+    FROM done d JOIN items i ON i.id = d.id
+)
+SELECT i.ord, i.id AS job_id, p.status, p.assigned_worker_id, p.lease_id, p.queue_name,
+       p.started_at, p.retry_count, d.status AS new_status, d.retry_count AS new_retry_count,
+       d.updated_at AS acked_at, {SETTLED_COLUMN}
+FROM items i LEFT JOIN prior p ON p.id = i.id LEFT JOIN done d ON d.id = i.id
+ORDER BY i.ord
 """

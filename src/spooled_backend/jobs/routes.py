@@ -21,10 +21,12 @@ from spooled_backend.core.openapi import doc
 from spooled_backend.core.pagination import clamp_page, has_more_header
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.core.validators import UtcDatetime, parse_uuid_id, valid_queue_name
-from spooled_backend.jobs import batch, dependencies, listing, service
+from spooled_backend.jobs import ack, batch, dependencies, listing, service
 from spooled_backend.jobs.rules import parse_order, parse_statuses
 from spooled_backend.jobs.schemas import (
     Acked,
+    AckJobs,
+    AckResult,
     AddDependencies,
     BoostPriority,
     BulkCreate,
@@ -233,6 +235,18 @@ async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> 
     return json_response({"jobs": out})
 
 
+@router.post("/jobs/ack", **doc(AckResult, body=AckJobs, errors=(400, 403, 422)))
+async def ack_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+    """Batch acknowledgement (CONTRACT §20 D5): `{worker_id, completed: [{job_id, lease_id?,
+    result?}], failed: [{job_id, lease_id?, error}]}`, at most 100 items together →
+    `{results: [{job_id, success: true} | {job_id, success: false, code, message}]}`
+    (completed first, then failed, in request order). One transaction; each item follows the
+    rules of `/jobs/{id}/complete` and `/jobs/{id}/fail` (fencing, 404/409 per item, retry or
+    DLQ, dependents, events). 400 when empty or over 100 items."""
+    body = await parse_body(request, AckJobs)
+    return json_response(await ack.ack_jobs(conn, state.settings, auth, body, state.events))
+
+
 @router.get("/jobs/dlq", **doc(list[JobSummary], errors=(400,)))
 async def list_dead_letters(
     conn: Conn,
@@ -414,6 +428,7 @@ async def add_job_dependencies(
 HOT_ROUTES = {
     ("POST", "/api/v1/jobs"): create_job,
     ("POST", "/api/v1/jobs/claim"): claim_jobs,
+    ("POST", "/api/v1/jobs/ack"): ack_jobs,
     ("POST", "/api/v1/jobs/{job_id}/complete"): complete_job,
     ("POST", "/api/v1/jobs/{job_id}/fail"): fail_job,
     ("POST", "/api/v1/jobs/{job_id}/heartbeat"): heartbeat_job,

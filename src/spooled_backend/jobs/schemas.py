@@ -81,6 +81,26 @@ class FailJob(_Ack):
     error: Annotated[str, Field(min_length=1, max_length=2048)]
 
 
+class AckCompleted(_Body):
+    job_id: Annotated[str, Field(min_length=1, max_length=255)]
+    lease_id: Annotated[str, Field(min_length=1, max_length=255)] | None = None  # R1: optional
+    result: Any = None
+
+
+class AckFailed(_Body):
+    job_id: Annotated[str, Field(min_length=1, max_length=255)]
+    lease_id: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    error: Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class AckJobs(_Body):
+    """`POST /jobs/ack` (CONTRACT §20 D5): up to 100 items in `completed` + `failed`."""
+
+    worker_id: Annotated[str, Field(min_length=1, max_length=255)]
+    completed: Annotated[list[AckCompleted], Field(max_length=100)] = []
+    failed: Annotated[list[AckFailed], Field(max_length=100)] = []
+
+
 class HeartbeatJob(_Ack):
     lease_duration_secs: LeaseSecs = 30
 
@@ -231,6 +251,20 @@ class ClaimResult(Out):
 
 class Acked(Out):
     success: bool
+
+
+class AckItemResult(Out):
+    """One item of `POST /jobs/ack`: `success`, or `code` + `message` as the single route's
+    error body would have them."""
+
+    job_id: str
+    success: bool
+    code: str | None = None
+    message: str | None = None
+
+
+class AckResult(Out):
+    results: list[AckItemResult]
 
 
 class FailResult(Out):

@@ -29,6 +29,7 @@ from spooled_backend.jobs import dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.rules import retry_delay_secs
 from spooled_backend.observability import metrics, tracing
+from spooled_backend.workers import counters
 from spooled_backend.organizations import quota_queries, quotas
 from spooled_backend.organizations.plans import limits_for, upgrade_tier
 
@@ -235,6 +236,9 @@ def _ack_outcome(prior: asyncpg.Record | None, worker_id: str, lease_id: str | N
     raise LeaseExpired("Lease expired")
 
 
+ack_refusal = _ack_outcome  # the same per-item answers for the batch ack (jobs/ack.py)
+
+
 def _count_legacy(operation: str, lease_id: str | None) -> None:
     """`spooled_legacy_ack_total{operation}`: acks from clients that send no `lease_id`."""
     if lease_id is None:
@@ -262,6 +266,7 @@ async def complete_job(
     assert prior is not None
     duration = (prior["acked_at"] - (prior["started_at"] or prior["acked_at"])).total_seconds()
     metrics.JOBS_COMPLETED.inc(queue=prior["queue_name"], organization=auth.organization_id)
+    counters.count_after_commit(auth.organization_id, worker_id, processed=1)
     if tracing.ENABLED:
         await tracing.job_finished(conn, auth.organization_id, job_id, prior["queue_name"],
                                    "complete", prior["started_at"], worker_id=worker_id)
@@ -301,6 +306,7 @@ async def fail_job(
         _ack_outcome(prior, worker_id, lease_id)
     assert prior is not None
     metrics.JOBS_FAILED.inc(queue=prior["queue_name"], organization=auth.organization_id)
+    counters.count_after_commit(auth.organization_id, worker_id, failed=1)
     if tracing.ENABLED:
         await tracing.job_finished(conn, auth.organization_id, job_id, prior["queue_name"], "fail",
                                    prior.get("started_at"), new_status=prior["new_status"])

@@ -9,7 +9,7 @@ from spooled_backend.core.body import parse_body
 from spooled_backend.core.deps import Auth, Conn, State
 from spooled_backend.core.openapi import Empty, doc
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
-from spooled_backend.workers import service
+from spooled_backend.workers import counters, service
 from spooled_backend.workers.schemas import (
     RegisterWorker,
     Worker,
@@ -25,6 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["workers"])
 async def list_workers(conn: Conn, auth: Auth) -> JSONBody:
     """`[WorkerSummary]` = `[{id, queue_name, hostname, status, current_jobs, max_concurrency,
     last_heartbeat, jobs_processed, jobs_failed}]`, newest heartbeat first, at most 100."""
+    await counters.flush_org(conn, auth.organization_id)  # exact counts (workers/counters.py)
     return json_response(await service.list_workers(conn, auth))
 
 
@@ -44,6 +45,7 @@ async def register_worker(request: Request, state: State, conn: Conn, auth: Auth
 @router.get("/workers/{worker_id}", **doc(Worker, errors=(404,)))
 async def get_worker(worker_id: str, conn: Conn, auth: Auth) -> JSONBody:
     """The Worker object; 404 when unknown or out of scope."""
+    await counters.flush_org(conn, auth.organization_id, worker_id)
     return json_response(await service.get_worker(conn, auth, worker_id))
 
 
@@ -66,5 +68,6 @@ async def heartbeat_worker(
 )
 async def deregister_worker(worker_id: str, state: State, conn: Conn, auth: Auth) -> Response:
     """204 (body ignored); the worker goes offline and only its expired leases are released."""
+    await counters.flush_org(conn, auth.organization_id, worker_id)
     await service.deregister_worker(conn, auth, worker_id, state.events)
     return empty_response()
