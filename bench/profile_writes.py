@@ -86,6 +86,12 @@ async def run(dsn: str, args: argparse.Namespace) -> None:
     print(f"indexes on jobs: {len(await index_sizes(conn))}")
     sizes0 = await index_sizes(conn)
     wal0, (upd0, hot0) = await lsn(conn), await stats(conn)
+    if args.explain:
+        plan = await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + q.INSERT_JOBS_BULK, ORG, "bench",
+            [{"i": i} for i in range(100)], [0] * 100, 3, 300, [None] * 100, [None] * 100,
+            [str(uuid.uuid4()) for _ in range(100)])
+        print("\n".join(r[0] for r in plan))
     for start in range(0, args.jobs, 100):
         n = min(100, args.jobs - start)
         await conn.fetch(

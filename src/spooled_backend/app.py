@@ -157,3 +157,17 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
     if (otel := tracing.asgi_middleware()) is not None:
         app.add_middleware(otel[0], **otel[1])  # outermost: the server span covers everything
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one `serve --workers N` process (uvicorn factory): settings from the
+    environment the parent prepared (cli._share_with_workers)."""
+    import os
+
+    from spooled_backend.observability.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.json_logs, settings.rust_log)
+    assert settings.database_url is not None, "serve sets DATABASE_URL for its workers"
+    return create_app(settings, settings.database_url,
+                      run_loops=os.environ.get("SPOOLED_RUN_LOOPS", "1") == "1")

@@ -132,6 +132,31 @@ def _install_signal_handlers(handler: object) -> None:
         signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
+def _share_with_workers(settings: Settings, db: Database, no_loops: bool) -> None:
+    """What the worker processes (`app.app_from_env`) must see exactly as this process does:
+    the resolved database (embedded or not), the JWT secret (a generated development secret
+    would differ per process), whether loops run, the settings overridden by flags."""
+    os.environ["DATABASE_URL"] = db.url
+    os.environ["JWT_SECRET"] = settings.effective_jwt_secret
+    os.environ["HOST"], os.environ["PORT"] = settings.host, str(settings.port)
+    os.environ["SPOOLED_RUN_LOOPS"] = "0" if no_loops else "1"
+
+
+def _serve_workers(settings: Settings, db: Database, no_loops: bool, processes: int) -> None:
+    """`serve --workers N`: N uvicorn processes building the app from the environment."""
+    from spooled_backend.observability import metrics
+
+    _share_with_workers(settings, db, no_loops)
+    metrics.prepare_multiprocess()  # before the workers start: /metrics sums them
+    _start_metrics_server(settings)
+    _install_signal_handlers(_after_server_signal)
+    uvicorn.run(
+        "spooled_backend.app:app_from_env", factory=True, workers=processes,
+        host=settings.host, port=settings.port, loop="uvloop", http=CappedHttpToolsProtocol,
+        log_level="warning", access_log=False, timeout_graceful_shutdown=10,
+    )
+
+
 def _run_server(extra: dict[str, str | None], application: object, **options: object) -> None:
     """`uvicorn.run` with the announcing server (one line with the bound addresses)."""
     config = uvicorn.Config(application, **options)  # type: ignore[arg-type]
@@ -147,6 +172,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="HTTP port (PORT)")] = None,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Skip pending migrations")] = False,
     no_loops: Annotated[bool, typer.Option("--no-loops", help="Do not run background loops")] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes (WEB_CONCURRENCY, default 1)")
+    ] = None,
 ) -> None:
     """Run the REST API (embedded PostgreSQL when DATABASE_URL is unset)."""
     settings = _settings()
@@ -161,6 +189,10 @@ def serve(
         if not no_migrate:
             upgrade_to_head(db.migrate_url)
         asyncio.run(_bootstrap(settings, db))
+        processes = max(1, workers or settings.web_concurrency)
+        if processes > 1:
+            _serve_workers(settings, db, no_loops, processes)
+            return
         metrics_address = _start_metrics_server(settings)
         from spooled_backend.app import create_app
 

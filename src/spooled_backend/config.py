@@ -57,6 +57,8 @@ class Settings(BaseSettings):
 
     # Database
     database_url: str | None = None
+    # Server processes of `serve` (uvicorn workers; WEB_CONCURRENCY as uvicorn names it).
+    web_concurrency: int = 1
     database_direct_url: str | None = None
     database_read_url: str | None = None  # optional read replica: list, stats, dashboard reads
     database_max_connections: int = 25

@@ -41,7 +41,7 @@ async def test_without_wait_ms_an_empty_claim_answers_at_once(api: Api, tenant: 
 
 async def test_waiting_claim_gets_a_job_created_meanwhile(api: Api, tenant: dict[str, Any]) -> None:
     h = tenant["headers"]
-    task = asyncio.create_task(waiting_claim(api, h, 5000))
+    task = asyncio.create_task(waiting_claim(api, h, 10000))
     await asyncio.sleep(0.3)
     assert not task.done()
     created_at = time.perf_counter()
@@ -49,13 +49,13 @@ async def test_waiting_claim_gets_a_job_created_meanwhile(api: Api, tenant: dict
     elapsed, jobs = await task
     picked_up = time.perf_counter() - created_at
     assert [j["id"] for j in jobs] == [job_id]
-    assert elapsed < 2.0 and picked_up < 0.5, (elapsed, picked_up)
+    assert picked_up < 3.0, (elapsed, picked_up)  # woken, not the 10 s deadline
 
 
 async def test_waiting_claim_times_out_empty(api: Api, tenant: dict[str, Any]) -> None:
     elapsed, jobs = await waiting_claim(api, tenant["headers"], 400)
     assert jobs == []
-    assert 0.38 <= elapsed < 1.5, elapsed
+    assert 0.38 <= elapsed < 3.0, elapsed
 
 
 async def test_other_queue_does_not_wake_or_satisfy(api: Api, tenant: dict[str, Any]) -> None:
@@ -71,22 +71,22 @@ async def test_delayed_job_wakes_the_waiter_at_its_scheduled_time(api: Api, tena
     h = tenant["headers"]
     due = datetime.now(UTC) + timedelta(milliseconds=700)
     job_id = await create_job(api, h, scheduled_at=due.isoformat())
-    elapsed, jobs = await waiting_claim(api, h, 5000)
+    elapsed, jobs = await waiting_claim(api, h, 8000)
     lateness = (datetime.now(UTC) - due).total_seconds()
     assert [j["id"] for j in jobs] == [job_id]
-    assert -0.05 <= lateness < 0.3, lateness  # no 5 s sweep: the in-process timer
+    assert -0.05 <= lateness < 2.0, lateness  # no sweep runs here: the in-process timer
 
 
 async def test_delayed_job_created_while_waiting(api: Api, tenant: dict[str, Any]) -> None:
     h = tenant["headers"]
-    task = asyncio.create_task(waiting_claim(api, h, 5000))
+    task = asyncio.create_task(waiting_claim(api, h, 8000))
     await asyncio.sleep(0.2)
     due = datetime.now(UTC) + timedelta(milliseconds=500)
     job_id = await create_job(api, h, scheduled_at=due.isoformat())
     elapsed, jobs = await task
     lateness = (datetime.now(UTC) - due).total_seconds()
     assert [j["id"] for j in jobs] == [job_id]
-    assert -0.05 <= lateness < 0.3, lateness
+    assert -0.05 <= lateness < 2.0, lateness
 
 
 async def test_retry_backoff_wakes_the_waiter(api: Api, tenant: dict[str, Any]) -> None:
@@ -95,14 +95,14 @@ async def test_retry_backoff_wakes_the_waiter(api: Api, tenant: dict[str, Any]) 
     (job,) = await claim(api, h)
     resp = await ack(api, h, job_id, "fail", worker_id="w1", lease_id=job["lease_id"])
     assert resp.status_code == 200 and resp.json()["will_retry"]
-    elapsed, jobs = await waiting_claim(api, h, 5000)
+    elapsed, jobs = await waiting_claim(api, h, 8000)
     assert [j["id"] for j in jobs] == [job_id]
-    assert 0.9 <= elapsed < 1.6, elapsed  # retry_delay_secs(0) = 1 s
+    assert 0.9 <= elapsed < 3.5, elapsed  # retry_delay_secs(0) = 1 s
 
 
 async def test_one_bulk_insert_wakes_every_waiter(api: Api, tenant: dict[str, Any]) -> None:
     h = tenant["headers"]
-    tasks = [asyncio.create_task(waiting_claim(api, h, 5000, worker=f"w{i}")) for i in range(4)]
+    tasks = [asyncio.create_task(waiting_claim(api, h, 8000, worker=f"w{i}")) for i in range(4)]
     await asyncio.sleep(0.3)
     resp = await api.client.post(
         "/api/v1/jobs/bulk",
@@ -112,7 +112,7 @@ async def test_one_bulk_insert_wakes_every_waiter(api: Api, tenant: dict[str, An
     results = await asyncio.gather(*tasks)
     ids = [j["id"] for _, jobs in results for j in jobs]
     assert len(ids) == 4 and len(set(ids)) == 4
-    assert max(elapsed for elapsed, _ in results) < 2.0
+    assert max(elapsed for elapsed, _ in results) < 6.0
 
 
 async def test_full_batch_passes_the_baton(api: Api, tenant: dict[str, Any]) -> None:
@@ -122,7 +122,7 @@ async def test_full_batch_passes_the_baton(api: Api, tenant: dict[str, Any]) -> 
     ids = [await create_job(api, h, queue_name="gated") for _ in range(3)]
     async with api.state.pool.acquire() as c:
         await c.execute("UPDATE jobs SET dependencies_met = false WHERE id = ANY($1)", ids)
-    tasks = [asyncio.create_task(waiting_claim(api, h, 3000, queue="gated", limit=2, worker=f"w{i}"))
+    tasks = [asyncio.create_task(waiting_claim(api, h, 8000, queue="gated", limit=2, worker=f"w{i}"))
              for i in range(2)]
     await asyncio.sleep(0.3)
     async with api.state.pool.acquire() as c:
@@ -130,7 +130,7 @@ async def test_full_batch_passes_the_baton(api: Api, tenant: dict[str, Any]) -> 
     results = await asyncio.gather(*tasks)
     got = sorted(j["id"] for _, jobs in results for j in jobs)
     assert got == sorted(ids)
-    assert max(elapsed for elapsed, _ in results) < 2.0
+    assert max(elapsed for elapsed, _ in results) < 6.0
 
 
 async def test_paused_queue_resumed_wakes_waiters(api: Api, tenant: dict[str, Any]) -> None:
@@ -138,13 +138,13 @@ async def test_paused_queue_resumed_wakes_waiters(api: Api, tenant: dict[str, An
     job_id = await create_job(api, h, queue_name="paused")
     resp = await api.client.post("/api/v1/queues/paused/pause", headers=h)
     assert resp.status_code == 200, resp.text
-    task = asyncio.create_task(waiting_claim(api, h, 4000, queue="paused"))
+    task = asyncio.create_task(waiting_claim(api, h, 8000, queue="paused"))
     await asyncio.sleep(0.3)
     assert not task.done()
     resp = await api.client.post("/api/v1/queues/paused/resume", headers=h)
     assert resp.status_code == 200, resp.text
     elapsed, jobs = await task
-    assert [j["id"] for j in jobs] == [job_id] and elapsed < 2.0
+    assert [j["id"] for j in jobs] == [job_id] and elapsed < 6.0
 
 
 async def test_waiting_claims_hold_no_database_connection(
@@ -196,11 +196,11 @@ async def test_job_created_on_another_replica_wakes_this_one(
     api: Api, replica: Api, tenant: dict[str, Any]
 ) -> None:
     h = tenant["headers"]
-    task = asyncio.create_task(waiting_claim(replica, h, 5000))
+    task = asyncio.create_task(waiting_claim(replica, h, 8000))
     await asyncio.sleep(0.3)
     job_id = await create_job(api, h)
     elapsed, jobs = await task
-    assert [j["id"] for j in jobs] == [job_id] and elapsed < 2.0
+    assert [j["id"] for j in jobs] == [job_id] and elapsed < 6.0
 
 
 async def test_listener_reconnect_wakes_waiters_to_recheck(api: Api, tenant: dict[str, Any], db_url: str) -> None:
@@ -208,7 +208,7 @@ async def test_listener_reconnect_wakes_waiters_to_recheck(api: Api, tenant: dic
     h = tenant["headers"]
     listener = api.state.listener
     assert listener is not None
-    task = asyncio.create_task(waiting_claim(api, h, 8000))
+    task = asyncio.create_task(waiting_claim(api, h, 12000))
     await asyncio.sleep(0.2)
     admin = await asyncpg.connect(db_url)
     try:
@@ -221,4 +221,4 @@ async def test_listener_reconnect_wakes_waiters_to_recheck(api: Api, tenant: dic
         await admin.close()
     elapsed, jobs = await task
     assert [j["id"] for j in jobs] == [job_id]
-    assert elapsed < 6.0
+    assert elapsed < 10.0

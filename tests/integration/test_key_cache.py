@@ -112,7 +112,7 @@ async def test_notification_drops_the_cached_row_on_other_replicas(
     resp = await api.client.delete(f"/api/v1/api-keys/{key_id}", headers=tenant["headers"])
     assert resp.status_code == 204
     while any(r["id"] == key_id for _, r in rows._rows.values()):  # noqa: SLF001
-        assert time.perf_counter() - started < 2.0
+        assert time.perf_counter() - started < 5.0
         await asyncio.sleep(0.001)
 
 
