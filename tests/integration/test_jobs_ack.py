@@ -94,8 +94,8 @@ async def test_each_item_answers_like_the_single_routes(api: Api, tenant: dict[s
     assert (await get_job(api, h, replaced))["status"] == "processing"
 
     # Another worker's ack of a job it does not hold: not found, nothing changes.
-    more = await create_job(api, h)
-    (job,) = await claim(api, h, worker="w1")
+    more = await create_job(api, h, queue_name="other-q")  # (the failed job above retries in q1)
+    (job,) = await claim(api, h, queue="other-q", worker="w1")
     out = await post_ack(api, h, worker_id="w2",
                          completed=[{"job_id": more, "lease_id": job["lease_id"]}])
     assert out["results"][0]["code"] == "NOT_FOUND"
