@@ -119,3 +119,13 @@ def test_fast_lane_matches_only_its_routes() -> None:
                          ("POST", "/api/v1/jobs/abc/retry"), ("POST", "/api/v1/jobs/abc/complete/x"),
                          ("POST", "/api/v1/jobs/bulk"), ("POST", "/api/v1/jobsx")]:
         assert match(method, path) is None, (method, path)
+
+
+async def test_a_notification_between_claim_and_sleep_is_not_lost() -> None:
+    w = ClaimWakeups()
+    ticket = w.ticket("o", "q")
+    w.on_notify("o\tq\t1")  # arrives while the claimer's (empty) claim is in flight
+    started = time.monotonic()
+    assert await w.wait("o", "q", 5.0, ticket)  # returns at once: claim again
+    assert time.monotonic() - started < 0.5
+    assert not await w.wait("o", "q", 0.05, w.ticket("o", "q"))

@@ -203,10 +203,11 @@ async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> 
                 wait = min(wait, max(state.settings.request_timeout_secs - 1.0, 0.0))
             request.state.claim_deadline = time.monotonic() + wait
     lease = body.lease_duration_secs or state.settings.worker_lease_duration_secs
+    wakeups = state.claim_wakeups
+    ticket = wakeups.ticket(auth.organization_id, body.queue_name)  # before the claim's snapshot
     jobs = await service.claim_jobs(
         conn, auth, body.queue_name, body.worker_id, body.limit, lease, state.events
     )
-    wakeups = state.claim_wakeups
     if jobs and len(jobs) == body.limit:
         wakeups.wake(auth.organization_id, body.queue_name)  # there may be more: next claimer
     elif not jobs and body.wait_ms:
@@ -216,7 +217,7 @@ async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> 
             if due is not None:
                 wakeups.wake_at(auth.organization_id, body.queue_name, due)
             request.state.claim_wait = functools.partial(
-                wakeups.wait, auth.organization_id, body.queue_name, remaining
+                wakeups.wait, auth.organization_id, body.queue_name, remaining, ticket
             )
     out = [
         {

@@ -13,6 +13,11 @@ The process's single listener (db/listener.py) hands each to `ClaimWakeups.on_no
   notification for 100 jobs never strands 99 of them;
 * after a listener reconnect every waiter is woken: it re-checks with a claim.
 
+No wake-up is lost between a claimer's empty claim and its going to sleep: it takes a `ticket`
+(the queue's notification count) before the claim statement, and `wait` returns at once when a
+notification for the queue arrived since (the job it announced committed after the claim's
+snapshot, so the claim could not see it).
+
 A wake-up is a hint, never a promise: the woken claimer runs the normal claim (SKIP LOCKED) and
 waits again when another one was faster. No database connection is held while waiting.
 """
@@ -39,16 +44,25 @@ class ClaimWakeups:
     def __init__(self) -> None:
         self._waiters: dict[Key, deque[asyncio.Future[None]]] = {}
         self._timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
+        self._seq: dict[Key, int] = {}  # notifications seen per queue (see `ticket`)
 
     @property
     def waiting(self) -> int:
         return sum(len(q) for q in self._waiters.values())
 
-    async def wait(self, org_id: str, queue_name: str, timeout: float) -> bool:
-        """Sleep until woken or `timeout` seconds pass; True when woken."""
+    def ticket(self, org_id: str, queue_name: str) -> int:
+        """Take before the claim statement; pass to `wait` after an empty claim."""
+        return self._seq.get((org_id, queue_name), 0)
+
+    async def wait(self, org_id: str, queue_name: str, timeout: float,
+                   ticket: int | None = None) -> bool:
+        """Sleep until woken or `timeout` seconds pass; True when woken (at once when the queue
+        was notified since `ticket`)."""
         if timeout <= 0:
             return False
         key = (org_id, queue_name)
+        if ticket is not None and self._seq.get(key, 0) != ticket:
+            return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue = self._waiters.setdefault(key, deque())
         queue.append(future)
@@ -67,7 +81,11 @@ class ClaimWakeups:
 
     def wake(self, org_id: str, queue_name: str, count: int = 1) -> int:
         """Wake up to `count` waiters of the queue (oldest first); returns how many."""
-        queue = self._waiters.get((org_id, queue_name))
+        key = (org_id, queue_name)
+        self._seq[key] = self._seq.get(key, 0) + 1
+        if len(self._seq) > 100_000:  # bounded: a stale ticket only costs one extra claim
+            self._seq.clear()
+        queue = self._waiters.get(key)
         woken = 0
         if not queue:
             return 0
