@@ -1,8 +1,8 @@
 """Hot path (issue 8): revocation NOTIFY for the in-process API-key cache.
 
 * `spooled_notify_auth_change()` + triggers on `api_keys` (any update that is not the periodic
-  `last_used` touch, and deletes) and `organizations` (plan tier / custom limits changes,
-  deletes): `NOTIFY spooled_auth_revoked, 'k:<key id>' | 'o:<org id>'`, delivered at commit to
+  `last_used` touch, and deletes) and `organizations` (soft delete to plan 'deleted', hard
+  delete; plan and limit changes need no notification: `spooled_check_key` sees them): `NOTIFY spooled_auth_revoked, 'k:<key id>' | 'o:<org id>'`, delivered at commit to
   every replica's listener, which drops the cached key rows (auth/service.py `KeyRowCache`).
   Identical notifications of one transaction are folded by PostgreSQL (one per key).
 * `spooled_key_fingerprint(api_keys, organizations)` (md5 of what authentication derives from
@@ -76,10 +76,8 @@ STATEMENTS: list[str] = [
     EXECUTE FUNCTION spooled_notify_auth_change()
     """,
     """
-    CREATE TRIGGER organizations_auth_change AFTER UPDATE OF plan_tier, custom_limits
-    ON organizations FOR EACH ROW
-    WHEN (OLD.plan_tier IS DISTINCT FROM NEW.plan_tier
-          OR OLD.custom_limits IS DISTINCT FROM NEW.custom_limits)
+    CREATE TRIGGER organizations_auth_change AFTER UPDATE OF plan_tier ON organizations
+    FOR EACH ROW WHEN (NEW.plan_tier = 'deleted' AND OLD.plan_tier IS DISTINCT FROM 'deleted')
     EXECUTE FUNCTION spooled_notify_auth_change()
     """,
     """
