@@ -154,7 +154,11 @@ async def test_a_client_that_never_reads_is_dropped_and_memory_stays_flat(db_url
 
             async def read_all() -> None:
                 async for message in healthy:
-                    last_seen[:] = [json.loads(message)["data"].get("job_id", "")]
+                    # Only job events: a periodic Ping arriving after the last event (a slow
+                    # run) must not overwrite what was seen.
+                    data = json.loads(message).get("data") or {}
+                    if "job_id" in data:
+                        last_seen[:] = [data["job_id"]]
 
             reader = asyncio.create_task(read_all())
             payload = "x" * 2000

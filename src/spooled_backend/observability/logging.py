@@ -75,6 +75,10 @@ def configure_logging(json_logs: bool, level: str = "info") -> None:
     handler.setFormatter(foreign_formatter(json_logs))
     # Alembic narrates every migration step at INFO ("Context impl PostgresqlImpl." …).
     logging.getLogger("alembic").setLevel(max(log_level, logging.WARNING))
+    # httpx logs every request's full URL at INFO; for Slack/Discord/Teams webhooks the URL is the
+    # secret, so the webhook sender's client logs only warnings and errors.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(log_level, logging.WARNING))
     for h in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in h.filters):
             h.addFilter(RedactingFilter())
