@@ -209,9 +209,11 @@ def slow_routes(app: FastAPI) -> None:
 
 
 async def test_timeout_408_rolls_back_and_spares_streams(settings: Settings, db_url: str) -> None:
+    # The organization is made under the normal timeout: only the slow route is under test.
+    async with instance(settings, db_url) as setup:
+        org = await enterprise_org(setup)
     quick = settings.model_copy(update={"request_timeout_secs": 0.5})
     async with instance(quick, db_url, slow_routes) as api:
-        org = await enterprise_org(api)
         resp = await api.client.post("/api/v1/_test/slow-write", headers=bearer(org["key"]))
         assert resp.status_code == 408
         assert resp.json() == {"code": "REQUEST_TIMEOUT",

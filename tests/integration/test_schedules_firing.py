@@ -110,7 +110,10 @@ async def test_paused_and_future_schedules_do_not_fire(api: Api, tenant: dict[st
     paused = await create(api, h, cron_expression="* * * * *")
     await make_due(api, paused["id"])
     await api.client.post(f"{S}/{paused['id']}/pause", headers=h)
-    await create(api, h, cron_expression="* * * * *")  # due within a minute, not now
+    future = await create(api, h, cron_expression="* * * * *")
+    # Due in 30 s, not now: pinned, so a test straddling a minute boundary (a slow machine
+    # reaching 12:00:00 between the create and the fire) cannot make it due.
+    await make_due(api, future["id"], ago="-30 seconds")
     firer = ScheduleFirer(api.state)
     assert await firer.fire_all_due() == 0
     assert await runs(api) == []
