@@ -18,18 +18,21 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
+import sys
 from contextvars import ContextVar
 from pathlib import Path
 
 import asyncpg
 
 from spooled_backend.core import tenancy
-from spooled_backend.db.embedded import EmbeddedPostgres
-from spooled_backend.db.migrate import upgrade_to_head
 from spooled_backend.db.pool import _init_connection
 from spooled_backend.jobs import queries as jq
 from spooled_backend.webhooks.rules import EVENTS
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from bench.pg import migrated_database  # noqa: E402
 
 VARIANTS = ("off", "no subs", "subscribed")
 _label: ContextVar[str] = ContextVar("label", default="")
@@ -121,18 +124,8 @@ async def measure(dsn: str, iterations: int, rounds: int = 6) -> dict[str, dict[
 
 
 async def main(iterations: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedPostgres(Path(tmp), fast_unsafe=True)
-        server.start()
-        try:
-            setup = await asyncpg.connect(server.dsn())
-            await setup.execute("CREATE DATABASE bench")
-            await setup.close()
-            dsn = server.dsn("bench")
-            await asyncio.to_thread(upgrade_to_head, dsn)
-            result = await measure(dsn, iterations)
-        finally:
-            server.stop()
+    async with migrated_database() as dsn:
+        result = await measure(dsn, iterations)
     print(f"Server-side execution time (EXPLAIN ANALYZE), median µs ({iterations} statements per "
           "cell, interleaved statement by statement)\n")
     print(f"| {'statement':<10} | " + " | ".join(f"{v:>10}" for v in VARIANTS)

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,8 +26,7 @@ if str(REPO) not in sys.path:
 
 import asyncpg  # noqa: E402
 
-from spooled_backend.db.embedded import EmbeddedPostgres  # noqa: E402
-from spooled_backend.db.migrate import upgrade_to_head  # noqa: E402
+from bench.pg import migrated_database  # noqa: E402
 from spooled_backend.db.pool import _init_connection  # noqa: E402
 from spooled_backend.jobs import queries as q  # noqa: E402
 
@@ -157,21 +155,12 @@ def main() -> None:
     parser.add_argument("--heartbeats", type=int, default=1)
     parser.add_argument("--explain", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="spooled-writes-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg", fast_unsafe=True)
-        server.start()
-        try:
-            async def create() -> None:
-                c = await asyncpg.connect(server.dsn())
-                await c.execute("CREATE DATABASE bench")
-                await c.close()
 
-            asyncio.run(create())
-            dsn = server.dsn("bench")
-            upgrade_to_head(dsn)
-            asyncio.run(run(dsn, args))
-        finally:
-            server.stop()
+    async def measure() -> None:
+        async with migrated_database() as dsn:
+            await run(dsn, args)
+
+    asyncio.run(measure())
 
 
 if __name__ == "__main__":

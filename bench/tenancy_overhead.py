@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,8 +22,11 @@ from pathlib import Path
 import asyncpg
 
 from spooled_backend.core import tenancy
-from spooled_backend.db.embedded import EmbeddedPostgres
-from spooled_backend.db.migrate import upgrade_to_head
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from bench.pg import migrated_database  # noqa: E402
 
 GET_JOB = "SELECT * FROM jobs WHERE id = $1 AND organization_id = $2"
 LIST_JOBS = """
@@ -97,18 +100,8 @@ async def measure(dsn: str, iterations: int) -> list[str]:
 
 
 async def main(iterations: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedPostgres(Path(tmp), fast_unsafe=True)
-        server.start()
-        try:
-            setup = await asyncpg.connect(server.dsn())
-            await setup.execute("CREATE DATABASE bench")
-            await setup.close()
-            dsn = server.dsn("bench")
-            await asyncio.to_thread(upgrade_to_head, dsn)
-            rows = await measure(dsn, iterations)
-        finally:
-            server.stop()
+    async with migrated_database() as dsn:
+        rows = await measure(dsn, iterations)
     print(f"Per-request database cost, p50 in microseconds ({iterations} requests each)\n")
     print(f"| {'request':<14} | {'autocommit':>10} | {'transaction':>11} | {'tenant':>8} | "
           f"{'tenant - auto':>14} | {'tenant - txn':>13} |")

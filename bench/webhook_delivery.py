@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -26,11 +25,14 @@ import asyncpg
 import httpx
 
 from spooled_backend.config import Settings
-from spooled_backend.db.embedded import EmbeddedPostgres
-from spooled_backend.db.migrate import upgrade_to_head
 from spooled_backend.db.pool import create_pool
 from spooled_backend.webhooks.tasks import Dispatcher
-from tests.support import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from bench.pg import migrated_database  # noqa: E402
+from tests.support import free_port  # noqa: E402
 
 RECEIVER = textwrap.dedent("""
     import asyncio, sys
@@ -115,15 +117,8 @@ async def main(n: int) -> None:
     assert receiver.stdout is not None and receiver.stdout.readline().strip() == b"ready"
     url = f"http://127.0.0.1:{port}/hook"
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedPostgres(Path(tmp), fast_unsafe=True)
-        server.start()
-        try:
-            setup = await asyncpg.connect(server.dsn())
-            await setup.execute("CREATE DATABASE bench")
-            await setup.close()
-            dsn = server.dsn("bench")
-            await asyncio.to_thread(upgrade_to_head, dsn)
+    try:
+        async with migrated_database() as dsn:
             conn = await asyncpg.connect(dsn)
             await seed(conn, url)
             await conn.close()
@@ -131,9 +126,8 @@ async def main(n: int) -> None:
                 loop = await loop_rate(dsn, n, concurrency)
                 bare = await bare_rate(url, n, concurrency)
                 rows.append((concurrency, loop, bare))
-        finally:
-            server.stop()
-            receiver.terminate()
+    finally:
+        receiver.terminate()
     print(f"Webhook deliveries per second to a local receiver ({n} deliveries per cell)\n")
     print("| concurrency | delivery loop /s | bare httpx /s | loop / bare |")
     print("|-------------|------------------|---------------|-------------|")
