@@ -95,8 +95,8 @@ def complete_array_sql(org: str, worker: str) -> str:
     if ack is not None:
         n = "cardinality(':ids'::text[])"
         return one_line(bind(ack, {
-            1: org, 2: _Raw(worker), 3: _Raw("':ids'"), 4: _Raw("':leases'"),
-            5: _Raw(f"array_fill(NULL::jsonb, ARRAY[{n}])"),
+            1: org, 2: _Raw(f"array_fill(({worker})::text, ARRAY[{n}])"), 3: _Raw("':ids'"), 4: _Raw("':leases'"),
+            5: _Raw(f"array_fill(NULL::text, ARRAY[{n}])"),
             6: _Raw(f"array_fill('complete'::text, ARRAY[{n}])"),
             7: _Raw(f"array_fill(NULL::text, ARRAY[{n}])"), 8: None}))
     return one_line(f"""

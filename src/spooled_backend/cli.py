@@ -194,9 +194,10 @@ def serve(
             _serve_workers(settings, db, no_loops, processes)
             return
         metrics_address = _start_metrics_server(settings)
-        from spooled_backend.app import create_app
+        from spooled_backend.app import create_app, tune_gc
 
         application = create_app(settings, db.url, run_loops=not no_loops)
+        tune_gc()
         _install_signal_handlers(_after_server_signal)
         _run_server(
             {"metrics": metrics_address},

@@ -131,6 +131,7 @@ async def test_bulk_insert_sql_takes_key_locks_in_one_order(conn: Any, db_url: s
 
     import asyncpg
 
+    from spooled_backend.core.jsonvalue import json_texts
     from spooled_backend.db.pool import _init_connection
     from spooled_backend.jobs import queries as q
 
@@ -144,7 +145,8 @@ async def test_bulk_insert_sql_takes_key_locks_in_one_order(conn: Any, db_url: s
             async def one() -> None:
                 chosen = rng.sample(keys, 30)
                 async with pool.acquire() as c:
-                    await c.fetch(q.INSERT_JOBS_BULK, org, "q", [{"k": k} for k in chosen], [0] * 30,
+                    await c.fetch(q.INSERT_JOBS_BULK, org, "q",
+                                  json_texts([{"k": k} for k in chosen]), [0] * 30,
                                   3, 300, [None] * 30, chosen, [str(uuid.uuid4()) for _ in chosen])
 
             results = await asyncio.gather(*(one() for _ in range(8)), return_exceptions=True)

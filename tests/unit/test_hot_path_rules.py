@@ -29,6 +29,17 @@ def test_begin_bound_text() -> None:
     assert "spooled_check_key" not in begin_bound(ORG, None, (KEY, None))  # a JWT: no check
 
 
+def test_begin_bound_checks_every_key_of_a_coalesced_batch() -> None:
+    other = "1d4c2a1e-5b6f-4c3d-8e7f-0a1b2c3d4e5f"
+    text = begin_bound(ORG, None, [(KEY, FP), (other, None), (other, FP[::-1])])
+    assert text == (
+        f"BEGIN; SELECT set_config('app.current_org_id', '{ORG}', true), "
+        f"spooled_check_key('{KEY}', '{FP}'), spooled_check_key('{other}', '{FP[::-1]}');"
+    )
+    with pytest.raises(ValueError):
+        begin_bound(ORG, None, [(KEY, FP), ("k'--", FP)])
+
+
 @pytest.mark.parametrize("org,role,check", [
     ("x'; DROP TABLE jobs; --", None, None),
     ("", None, None),

@@ -13,7 +13,7 @@ savepoint): an error outside one aborts the whole request transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -22,7 +22,7 @@ import structlog
 from fastapi import Depends, Request
 
 from spooled_backend.auth import tokens
-from spooled_backend.auth.service import authenticate_api_key
+from spooled_backend.auth.service import authenticate_api_key, cached_key_context
 from spooled_backend.auth.sessions import authenticate_access_token
 from spooled_backend.core import tenancy
 from spooled_backend.core.context import AuthContext
@@ -66,11 +66,13 @@ async def request_transaction(
 
 @asynccontextmanager
 async def transaction_on(
-    conn: asyncpg.Connection, state: AppState, request: Request,
-    bind: tuple[str, str | None] | None = None, key_check: tuple[str, str | None] | None = None,
+    conn: asyncpg.Connection, state: AppState, request: Request | None,
+    bind: tuple[str, str | None] | None = None,
+    key_check: tenancy.KeyCheck | Sequence[tenancy.KeyCheck] | None = None,
 ) -> AsyncIterator[asyncpg.Connection]:
     """`request_transaction` on a connection the caller already holds; `key_check` adds
-    `spooled_check_key` to the bound BEGIN (tenancy.begin_bound)."""
+    `spooled_check_key` to the bound BEGIN (tenancy.begin_bound). `request` None: a transaction
+    for several requests (jobs/coalesce.py)."""
     forget = getattr(conn, "forget_commit_status", None)
     if forget is not None:
         forget()
@@ -109,7 +111,7 @@ async def transaction_on(
             await conn.execute("COMMIT;")
         if getattr(conn, "last_commit_status", None) == "ROLLBACK":
             log.error("request transaction was aborted by a swallowed database error",
-                      path=request.url.path)
+                      path=request.url.path if request is not None else None)
             raise InternalError("The request's transaction was aborted by an earlier error")
         committed = True
     finally:
@@ -158,6 +160,15 @@ async def authenticate(
             conn, state.settings.effective_jwt_secret, state.revocations, credential
         )
     return await authenticate_api_key(conn, credential, state.key_cache, cached=cached)
+
+
+def cached_api_key(state: AppState, credential: str) -> AuthContext | None:
+    """The AuthContext of an API key found in the process's key-row cache, without a query;
+    None for a miss or a JWT (then `authenticate` with a connection). Only for callers that run
+    `spooled_check_key` in their transaction (core/fastlane.py, jobs/coalesce.py)."""
+    if tokens.looks_like_jwt(credential):
+        return None
+    return cached_key_context(credential, state.key_cache)
 
 
 async def admit(state: AppState, conn: asyncpg.Connection, request: Request, auth: AuthContext) -> None:

@@ -26,13 +26,18 @@ from typing import Any
 
 import asyncpg
 import structlog
-
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from spooled_backend.core import handlers, tenancy
-from spooled_backend.core.deps import authenticate, bearer_token, state_of, transaction_on
 from spooled_backend.core.context import AuthContext
+from spooled_backend.core.deps import (
+    authenticate,
+    bearer_token,
+    cached_api_key,
+    state_of,
+    transaction_on,
+)
 from spooled_backend.core.errors import SpooledError
 from spooled_backend.core.state import AppState
 from spooled_backend.ratelimit.tenant import enforce_tenant
@@ -57,6 +62,7 @@ class FastLane:
             else:
                 self.exact[(method, path)] = endpoint
             self.params[endpoint] = frozenset(inspect.signature(endpoint).parameters)
+        self.unbound = frozenset(e for e, names in self.params.items() if "conn" not in names)
 
     def match(self, scope: Scope) -> tuple[Endpoint, str | None] | None:
         path: str = scope["path"]
@@ -104,33 +110,45 @@ class FastLane:
     async def _attempt(self, endpoint: Endpoint, job_id: str | None, request: Request,
                        state: AppState, credential: str,
                        auth: AuthContext | None) -> tuple[Any, AuthContext]:
+        if auth is None:
+            auth = await self._admit(state, request, credential)
+        try:
+            return await self._once(endpoint, job_id, request, state, auth), auth
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) != tenancy.KEY_CHANGED:
+                raise
+        # The cached key row is stale (revoked, expired, scope or plan changed): read it
+        # again (401 when it is no longer valid) and run with the fresh one.
+        state.key_cache.rows.forget(key_id=auth.api_key_id)
         async with state.pool.acquire() as conn:
-            if auth is None:
-                # A cached key costs no query; a miss reads the key row outside the transaction.
-                auth = await authenticate(state, conn, credential, cached=True)
-                if state.rate_limiter is not None:
-                    decision = await enforce_tenant(state.rate_limiter, state.settings, auth)
-                    if decision is not None:
-                        request.state.rate_limit = decision
-                request.state.auth = auth
-                structlog.contextvars.bind_contextvars(organization_id=auth.organization_id)
-            try:
-                return await self._in_transaction(endpoint, job_id, request, state, conn, auth), auth
-            except asyncpg.PostgresError as exc:
-                if getattr(exc, "sqlstate", None) != tenancy.KEY_CHANGED:
-                    raise
-            # The cached key row is stale (revoked, expired, scope or plan changed): read it
-            # again (401 when it is no longer valid) and run with the fresh one.
-            state.key_cache.rows.forget(key_id=auth.api_key_id)
             auth = await authenticate(state, conn, credential)
-            request.state.auth = auth
-            return await self._in_transaction(endpoint, job_id, request, state, conn, auth), auth
+        request.state.auth = auth
+        return await self._once(endpoint, job_id, request, state, auth), auth
 
-    async def _in_transaction(self, endpoint: Endpoint, job_id: str | None, request: Request,
-                              state: AppState, conn: Any, auth: AuthContext) -> Any:
+    async def _admit(self, state: AppState, request: Request, credential: str) -> AuthContext:
+        """Authenticate (a cached key costs no query and no connection) and apply the
+        per-tenant rate limit (429 before anything runs)."""
+        auth = cached_api_key(state, credential)
+        if auth is None:
+            async with state.pool.acquire() as conn:
+                auth = await authenticate(state, conn, credential, cached=True)
+        if state.rate_limiter is not None:
+            decision = await enforce_tenant(state.rate_limiter, state.settings, auth)
+            if decision is not None:
+                request.state.rate_limit = decision
+        request.state.auth = auth
+        structlog.contextvars.bind_contextvars(organization_id=auth.organization_id)
+        return auth
+
+    async def _once(self, endpoint: Endpoint, job_id: str | None, request: Request,
+                    state: AppState, auth: AuthContext) -> Any:
+        """The endpoint in its request transaction; an endpoint that takes no `conn` does its
+        own database work (the coalesced acks, jobs/coalesce.py) and runs without one."""
+        if endpoint in self.unbound:
+            return await self._call(endpoint, job_id, request, state, None, auth)
         bind = (auth.organization_id, state.tenant_role)
         key_check = (auth.api_key_id, auth.fingerprint)
-        async with transaction_on(conn, state, request, bind, key_check):
+        async with state.pool.acquire() as conn, transaction_on(conn, state, request, bind, key_check):
             return await self._call(endpoint, job_id, request, state, conn, auth)
 
     async def _call(self, endpoint: Endpoint, job_id: str | None, request: Request,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from spooled_backend.core.errors import InvalidJson, ValidationFailed
@@ -46,8 +47,7 @@ def loads_strict(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
     `max_depth` objects/arrays (the outermost value counts as one level)."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
-        if text.startswith("\ufeff"):
-            text = text[1:]
+        text = text.removeprefix("\ufeff")
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise _invalid(f"nesting deeper than {max_depth} levels") from None
@@ -144,6 +144,15 @@ def clean_text(value: str) -> str:
 def dumps(value: Any) -> str:
     """Compact JSON text as stored (its length is the payload size of CONTRACT §12.2)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def json_texts(values: Iterable[Any]) -> list[str | None]:
+    """JSON texts (None stays NULL) for a `$n::text[]` parameter cast to jsonb in SQL.
+
+    A `jsonb[]` parameter cannot carry JSON arrays: asyncpg reads a list element as another
+    array dimension, so a result `[1, "x"]` became two rows of the batch ack and tags
+    `["a", "b"]` two jobs. Every array-of-JSON parameter goes through here instead."""
+    return [None if v is None else dumps(v) for v in values]
 
 
 def json_size(value: Any) -> int:

@@ -295,6 +295,7 @@ def access_log(method: str, path: str, query: bytes, status: int, elapsed: float
         duration_ms=round(elapsed * 1000, 2),
         request_id=request_id,
         organization_id=organization_id,
+        _redacted=True,  # path and query above; the rest are numbers and our own ids
     )
 
 

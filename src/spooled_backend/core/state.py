@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -17,6 +17,9 @@ from spooled_backend.db.listener import Listener
 from spooled_backend.jobs.wakeup import ClaimWakeups
 from spooled_backend.ratelimit.limiter import RateLimiter
 from spooled_backend.realtime.bus import EventBus
+
+if TYPE_CHECKING:
+    from spooled_backend.jobs.coalesce import GroupCommit
 
 
 @dataclass
@@ -44,3 +47,7 @@ class AppState:
     webhooks: Any = None
     # Claimers waiting with `wait_ms`, woken through the listener (jobs/wakeup.py).
     claim_wakeups: ClaimWakeups = field(default_factory=ClaimWakeups)
+    # Concurrent single completes/fails and creates applied together (jobs/coalesce.py),
+    # set in the lifespan.
+    acks: GroupCommit[Any] = None  # type: ignore[assignment]
+    creates: GroupCommit[Any] = None  # type: ignore[assignment]

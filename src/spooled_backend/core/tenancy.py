@@ -21,7 +21,7 @@ now outside one).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
 
 import asyncpg
@@ -111,26 +111,33 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
 KEY_CHANGED = "SPK01"  # SQLSTATE of spooled_check_key (migration 0008)
+KeyCheck = tuple[str, str | None]  # (api key id, fingerprint of the cached row)
 
 
 def begin_bound(org_id: str, role: str | None,
-                key_check: tuple[str, str | None] | None = None) -> str:
-    """`BEGIN`, the tenant binding and (for a key authenticated from the cache) the key's
-    validity check as one simple-protocol query: one round trip instead of three.
+                key_check: KeyCheck | Sequence[KeyCheck] | None = None) -> str:
+    """`BEGIN`, the tenant binding and (for keys authenticated from the cache) the keys'
+    validity checks as one simple-protocol query: one round trip instead of three.
 
+    `key_check` is one `(key_id, fingerprint)` or several (a coalesced batch of requests made
+    with different keys, jobs/coalesce.py); a fingerprint None (a JWT) is not checked.
     Simple protocol takes no bind parameters, so the values are placed in the text, but only
     our own identifiers: the organization and key ids (UUIDs from our tables) must match
     `[A-Za-z0-9_-]{1,64}`, the fingerprint 32 hex digits, the role is the constant; anything
-    else raises ValueError. `spooled_check_key` raises SQLSTATE SPK01 when the key changed.
+    else raises ValueError. `spooled_check_key` raises SQLSTATE SPK01 when a key changed.
     """
     if not _SAFE_ID.match(org_id) or (role is not None and role != TENANT_ROLE):
         raise ValueError("refusing to bind an unexpected organization id or role")
     parts = [f"set_config('app.current_org_id', '{org_id}', true)"]
     if role is not None:
         parts.insert(0, f"set_config('role', '{TENANT_ROLE}', true)")
-    if key_check is not None and key_check[1] is not None:
-        key_id, fingerprint = key_check
-        if not _SAFE_ID.match(key_id) or not _FINGERPRINT.match(fingerprint or ""):
+    checks: Sequence[KeyCheck] = ()
+    if key_check is not None:
+        checks = [key_check] if isinstance(key_check[0], str) else key_check  # type: ignore[list-item,assignment]
+    for key_id, fingerprint in checks:
+        if fingerprint is None:
+            continue
+        if not _SAFE_ID.match(key_id) or not _FINGERPRINT.match(fingerprint):
             raise ValueError("refusing to check an unexpected key id or fingerprint")
         parts.append(f"spooled_check_key('{key_id}', '{fingerprint}')")
     return f"BEGIN; SELECT {', '.join(parts)};"

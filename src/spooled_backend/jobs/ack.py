@@ -15,6 +15,8 @@ Answer: `{"results": [{"job_id", "success": true} | {"job_id", "success": false,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -23,6 +25,7 @@ from spooled_backend.config import Settings
 from spooled_backend.core.context import AuthContext
 from spooled_backend.core.errors import BadRequest, NotFound, SpooledError
 from spooled_backend.core.events import Events
+from spooled_backend.core.jsonvalue import json_texts
 from spooled_backend.core.validators import parse_uuid_id
 from spooled_backend.jobs import dependencies, service
 from spooled_backend.jobs import queries as q
@@ -33,6 +36,21 @@ from spooled_backend.workers import counters
 MAX_ITEMS = 100
 
 
+@dataclass(frozen=True, slots=True)
+class AckItem:
+    """One acknowledgement: `kind` "complete" (with `result`) or "fail" (with `error`)."""
+
+    kind: str
+    job_id: str
+    worker_id: str
+    lease_id: str | None
+    result: Any = None
+    error: str | None = None
+
+
+Outcome = asyncpg.Record | SpooledError
+
+
 def _failure(job_id: str, exc: SpooledError) -> dict[str, Any]:
     return {"job_id": job_id, "success": False, "code": exc.code, "message": exc.message}
 
@@ -41,8 +59,9 @@ async def ack_jobs(
     conn: asyncpg.Connection, settings: Settings, auth: AuthContext, body: AckJobs, events: Events
 ) -> dict[str, list[dict[str, Any]]]:
     """Apply the batch; per-item outcomes (module docstring). 400 over 100 items or none."""
-    items = [("complete", c.job_id, c.lease_id, c.result, None) for c in body.completed]
-    items += [("fail", f.job_id, f.lease_id, None, f.error) for f in body.failed]
+    worker = body.worker_id
+    items = [AckItem("complete", c.job_id, worker, c.lease_id, c.result) for c in body.completed]
+    items += [AckItem("fail", f.job_id, worker, f.lease_id, error=f.error) for f in body.failed]
     if not items:
         raise BadRequest("Nothing to acknowledge: give at least one completed or failed item")
     if len(items) > MAX_ITEMS:
@@ -50,65 +69,85 @@ async def ack_jobs(
     results: list[dict[str, Any] | None] = [None] * len(items)
     seen: set[str] = set()
     send: list[int] = []
-    for index, (kind, job_id, _lease, result, _error) in enumerate(items):
+    for index, item in enumerate(items):
         try:
-            parse_uuid_id(job_id)
-            if job_id in seen:
+            parse_uuid_id(item.job_id)
+            if item.job_id in seen:
                 raise BadRequest("job_id appears more than once in this batch")
-            seen.add(job_id)
-            if kind == "complete" and result is not None:
-                service.check_payload(auth, settings, result, "result")
+            seen.add(item.job_id)
+            if item.kind == "complete" and item.result is not None:
+                service.check_payload(auth, settings, item.result, "result")
         except SpooledError as exc:
-            results[index] = _failure(job_id, exc)
+            results[index] = _failure(item.job_id, exc)
             continue
         send.append(index)
     if send:
-        rows = await conn.fetch(
-            q.ACK_JOBS,
-            auth.organization_id,
-            body.worker_id,
-            [items[i][1] for i in send],
-            [items[i][2] for i in send],
-            [items[i][3] for i in send],
-            [items[i][0] for i in send],
-            [items[i][4] for i in send],
-            auth.scope_filter,
-        )
-        for row in rows:
-            index = send[row["ord"] - 1]
-            results[index] = await _outcome(conn, auth, body.worker_id, items[index], row, events)
-        if rows:
-            dependencies.emit(events, rows[0]["settled"])
-            done = [r for r in rows if r["new_status"] is not None]
-            processed = sum(1 for r in done if r["new_status"] == "completed")
-            counters.count_after_commit(auth.organization_id, body.worker_id,
-                                        processed=processed, failed=len(done) - processed)
+        outcomes = await apply(conn, auth, [items[i] for i in send], events)
+        for index, outcome in zip(send, outcomes, strict=True):
+            job_id = items[index].job_id
+            results[index] = (_failure(job_id, outcome) if isinstance(outcome, SpooledError)
+                              else {"job_id": job_id, "success": True})
     return {"results": [r for r in results if r is not None]}
 
 
+async def apply(
+    conn: asyncpg.Connection, auth: AuthContext, items: Sequence[AckItem], events: Events
+) -> list[Outcome]:
+    """`queries.ACK_JOBS` for validated `items` with distinct job ids, all of `auth`'s
+    organization and key scope, in the caller's transaction. Per item, in order: the ACK row
+    (applied: `new_status`, prior `retry_count`, …) or the SpooledError the single route would
+    raise (404/409, `service.ack_refusal`). Events, metrics and worker counters follow each
+    applied item after commit; dependents are settled once for all of them."""
+    rows = await conn.fetch(
+        q.ACK_JOBS,
+        auth.organization_id,
+        [i.worker_id for i in items],
+        [i.job_id for i in items],
+        [i.lease_id for i in items],
+        json_texts([i.result for i in items]),
+        [i.kind for i in items],
+        [i.error for i in items],
+        auth.scope_filter,
+    )
+    outcomes: list[Outcome] = []
+    tally: dict[str, list[int]] = {}  # worker → [processed, failed]
+    for item, row in zip(items, rows, strict=True):
+        outcome = await _outcome(conn, auth, item, row, events)
+        outcomes.append(outcome)
+        if not isinstance(outcome, SpooledError):
+            counts = tally.setdefault(item.worker_id, [0, 0])
+            counts[0 if row["new_status"] == "completed" else 1] += 1
+    if rows:
+        dependencies.emit(events, rows[0]["settled"])
+    for worker_id, (processed, failed) in tally.items():
+        counters.count_after_commit(auth.organization_id, worker_id,
+                                    processed=processed, failed=failed)
+    return outcomes
+
+
 async def _outcome(
-    conn: asyncpg.Connection, auth: AuthContext, worker_id: str,
-    item: tuple[str, str, str | None, Any, str | None], row: asyncpg.Record, events: Events,
-) -> dict[str, Any]:
-    kind, job_id, lease_id, result, error = item
+    conn: asyncpg.Connection, auth: AuthContext, item: AckItem, row: asyncpg.Record,
+    events: Events,
+) -> Outcome:
+    if item.lease_id is None:  # counted whether or not it applies, like the single routes
+        metrics.LEGACY_ACKS.labels(operation=item.kind).inc()
     if row["new_status"] is None:
         try:
-            service.ack_refusal(row if row["status"] is not None else None, worker_id, lease_id)
+            service.ack_refusal(row if row["status"] is not None else None, item.worker_id,
+                                item.lease_id)
         except SpooledError as exc:
-            return _failure(job_id, exc)
-        return _failure(job_id, NotFound("Job not found"))  # pragma: no cover - always raises
-    org, queue = auth.organization_id, row["queue_name"]
-    if lease_id is None:
-        metrics.LEGACY_ACKS.labels(operation=kind).inc()
+            return exc
+        return NotFound("Job not found")  # pragma: no cover - ack_refusal always raises
+    org, queue, job_id = auth.organization_id, row["queue_name"], item.job_id
     acked = row["acked_at"]
-    if kind == "complete":
+    if item.kind == "complete":
         duration = max((acked - (row["started_at"] or acked)).total_seconds(), 0.0)
         metrics.JOBS_COMPLETED.inc(queue=queue, organization=org)
         metrics.JOB_DURATION.observe(duration, queue=queue, organization=org)
         if tracing.ENABLED:
             await tracing.job_finished(conn, org, job_id, queue, "complete", row["started_at"],
-                                       worker_id=worker_id)
-        events.job_completed(org, job_id, queue, int(duration * 1000), result)
+                                       worker_id=item.worker_id)
+        events.job_completed(org, job_id, queue, int(duration * 1000), item.result)
     else:
         new_status = row["new_status"]
         metrics.JOBS_FAILED.inc(queue=queue, organization=org)
@@ -117,5 +156,5 @@ async def _outcome(
         if tracing.ENABLED:
             await tracing.job_finished(conn, org, job_id, queue, "fail", row["started_at"],
                                        new_status=new_status)
-        events.job_failed(org, job_id, queue, error or "", row["new_retry_count"], new_status)
-    return {"job_id": job_id, "success": True}
+        events.job_failed(org, job_id, queue, item.error or "", row["new_retry_count"], new_status)
+    return row

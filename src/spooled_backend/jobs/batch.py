@@ -14,6 +14,7 @@ from spooled_backend.core.body import validation_error
 from spooled_backend.core.context import AuthContext
 from spooled_backend.core.errors import AccessDenied, BadRequest, SpooledError
 from spooled_backend.core.events import Events, NoEvents
+from spooled_backend.core.jsonvalue import json_texts
 from spooled_backend.jobs import dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.schemas import BulkCreate, BulkItem
@@ -77,7 +78,7 @@ async def bulk_create(
                 q.INSERT_JOBS_BULK,
                 auth.organization_id,
                 body.queue_name,
-                [item.payload for _, item in accepted],
+                json_texts([item.payload for _, item in accepted]),
                 [body.default_priority if item.priority is None else item.priority
                  for _, item in accepted],
                 retries,

@@ -81,13 +81,13 @@ VALUES ($1, $2, $3, 'all') ON CONFLICT DO NOTHING
 # their unique-index locks in the same order (no deadlock).
 INSERT_JOBS_BULK = """
 WITH items AS (
-    SELECT * FROM unnest($3::jsonb[], $4::int[], $7::timestamptz[], $8::text[], $9::text[])
+    SELECT * FROM unnest($3::text[], $4::int[], $7::timestamptz[], $8::text[], $9::text[])
         WITH ORDINALITY AS t(payload, priority, scheduled_at, idempotency_key, new_id, ord)
 ), ins AS (
     INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries,
                       timeout_seconds, scheduled_at, idempotency_key)
     SELECT new_id, $1, $2, CASE WHEN scheduled_at > now() THEN 'scheduled' ELSE 'pending' END,
-           COALESCE(payload, 'null'::jsonb), priority, $5, $6, scheduled_at, idempotency_key
+           COALESCE(payload::jsonb, 'null'::jsonb), priority, $5, $6, scheduled_at, idempotency_key
     FROM items ORDER BY idempotency_key NULLS LAST, ord
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL
     DO UPDATE SET updated_at = now()
@@ -343,15 +343,16 @@ SELECT (SELECT count(*) FROM gone)::bigint AS purged,
 
 
 # Batch acknowledgement (CONTRACT §20 D5, jobs/ack.py): up to 100 completes and fails in one
-# statement. $1 org, $2 worker_id, $3 job ids text[], $4 lease ids text[] (NULL element = legacy
-# fencing, §21 R1), $5 results jsonb[], $6 kinds text[] ('complete' | 'fail'), $7 errors text[],
-# $8 queue scope. Each item gets exactly the single-job rules: the same fence, retry policy
+# statement. $1 org, $2 worker ids text[] (one per item: the coalesced single acks of
+# jobs/coalesce.py come from several workers), $3 job ids text[], $4 lease ids text[] (NULL
+# element = legacy fencing, §21 R1), $5 results jsonb[], $6 kinds text[] ('complete' | 'fail'),
+# $7 errors text[], $8 queue scope. Each item gets exactly the single-job rules: the same fence, retry policy
 # (§8.3), DLQ row, history rows, and one settle call for every job that ended (dependents,
 # workflows). Rows are locked in id order, so two overlapping batches cannot deadlock.
 ACK_JOBS = f"""
 WITH items AS (
-    SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[])
-        WITH ORDINALITY AS t(id, lease_id, result, kind, error, ord)
+    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $2::text[])
+        WITH ORDINALITY AS t(id, lease_id, result, kind, error, worker_id, ord)
 ), prior AS (
     SELECT j.id, j.status, j.assigned_worker_id, j.lease_id, j.lease_expires_at, j.queue_name,
            j.started_at, j.retry_count, j.max_retries, j.payload
@@ -364,7 +365,7 @@ WITH items AS (
     UPDATE jobs j SET
         status = CASE WHEN i.kind = 'complete' THEN 'completed'
                       WHEN p.retry_count < p.max_retries THEN 'pending' ELSE 'deadletter' END,
-        result = CASE WHEN i.kind = 'complete' THEN i.result ELSE j.result END,
+        result = CASE WHEN i.kind = 'complete' THEN i.result::jsonb ELSE j.result END,
         retry_count = CASE WHEN i.kind = 'fail' AND p.retry_count < p.max_retries
                            THEN p.retry_count + 1 ELSE p.retry_count END,
         scheduled_at = CASE WHEN i.kind = 'fail' AND p.retry_count < p.max_retries
@@ -375,7 +376,7 @@ WITH items AS (
         last_error = CASE WHEN i.kind = 'fail' THEN i.error ELSE j.last_error END,
         lease_expires_at = NULL, updated_at = now()
     FROM prior p JOIN items i ON i.id = p.id
-    WHERE j.id = p.id AND p.status = 'processing' AND p.assigned_worker_id = $2
+    WHERE j.id = p.id AND p.status = 'processing' AND p.assigned_worker_id = i.worker_id
       AND (i.lease_id IS NULL OR p.lease_id = i.lease_id) AND p.lease_expires_at > now()
     RETURNING j.id, j.status, j.retry_count, j.scheduled_at, j.updated_at, j.has_dependents,
               j.workflow_id
@@ -383,7 +384,7 @@ WITH items AS (
     INSERT INTO dead_letter_queue (organization_id, job_id, queue_name, reason, original_payload,
                                    error_details)
     SELECT $1, d.id, p.queue_name, i.error, p.payload,
-           jsonb_build_object('retry_count', d.retry_count, 'worker_id', $2::text)
+           jsonb_build_object('retry_count', d.retry_count, 'worker_id', i.worker_id)
     FROM done d JOIN prior p ON p.id = d.id JOIN items i ON i.id = d.id
     WHERE d.status = 'deadletter'
 ), hist AS (
@@ -391,7 +392,7 @@ WITH items AS (
     SELECT $1, d.id,
            CASE d.status WHEN 'completed' THEN 'completed' WHEN 'deadletter' THEN 'deadlettered'
                 ELSE 'retry_scheduled' END,
-           $2,
+           i.worker_id,
            CASE WHEN d.status = 'completed' THEN NULL
                 ELSE jsonb_build_object('error', i.error, 'retry_count', d.retry_count,
                      'next_attempt_at', CASE WHEN d.status = 'pending' THEN d.scheduled_at END)

@@ -16,13 +16,13 @@ from pydantic import TypeAdapter, ValidationError
 from spooled_backend.core.body import parse_body, parse_optional_body, validation_error
 from spooled_backend.core.deps import Auth, Conn, ReadConn, State
 from spooled_backend.core.errors import BadRequest, NotFound, ValidationFailed
-from spooled_backend.core.jsonvalue import check_storable
+from spooled_backend.core.jsonvalue import check_storable, clean_text
 from spooled_backend.core.openapi import doc
 from spooled_backend.core.pagination import clamp_page, has_more_header
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.core.validators import UtcDatetime, parse_uuid_id, valid_queue_name
 from spooled_backend.jobs import ack, batch, dependencies, listing, service
-from spooled_backend.jobs.rules import parse_order, parse_statuses
+from spooled_backend.jobs.rules import parse_order, parse_statuses, retry_delay_secs
 from spooled_backend.jobs.schemas import (
     Acked,
     AckJobs,
@@ -33,9 +33,9 @@ from spooled_backend.jobs.schemas import (
     BulkResult,
     ClaimJobs,
     ClaimResult,
-    DependenciesAdded,
     CompleteJob,
     CreateJob,
+    DependenciesAdded,
     DlqPurged,
     DlqRetried,
     FailJob,
@@ -111,12 +111,13 @@ def _filter(
     **doc(JobCreated, body=CreateJob, errors=(403, 413),
           also={200: (JobCreated, "Idempotency-key hit: the existing job, nothing changed")}),
 )
-async def create_job(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+async def create_job(request: Request, state: State, auth: Auth) -> JSONBody:
     """Create a job → 201 `{id, created: true}`, or 200 `{id, created: false}` on an
-    idempotency-key hit (nothing changes). 400/422 validation, 403 scope, 413 payload."""
+    idempotency-key hit (nothing changes). 400/422 validation, 403 scope, 413 payload.
+    Inserted together with concurrent creates of the organization (jobs/coalesce.py)."""
     body = await parse_body(request, CreateJob)
     job = service.NewJob(**body.model_dump())
-    job_id, created = await service.create_job(conn, state.settings, auth, job, state.events)
+    job_id, created = await state.creates.submit(auth, job)
     return json_response({"id": job_id, "created": created}, status=201 if created else 200)
 
 
@@ -342,28 +343,33 @@ async def boost_priority(job_id: str, request: Request, conn: Conn, auth: Auth) 
 @router.post(
     "/jobs/{job_id}/complete", **doc(Acked, body=CompleteJob, errors=(404, 409))
 )
-async def complete_job(job_id: str, request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+async def complete_job(job_id: str, request: Request, state: State, auth: Auth) -> JSONBody:
     """`{worker_id, lease_id, result?}` → `{success: true}`. 409 LEASE_EXPIRED for an expired or
-    replaced lease, 409 CONFLICT "Job is already completed" on replay, 404 not found/not owned."""
+    replaced lease, 409 CONFLICT "Job is already completed" on replay, 404 not found/not owned.
+    Applied together with concurrent acks of the organization (jobs/coalesce.py)."""
     body = await parse_body(request, CompleteJob)
     job = parse_uuid_id(job_id)
     if body.result is not None:
         service.check_payload(auth, state.settings, body.result, "result")
-    await service.complete_job(conn, auth, job, body.worker_id, body.lease_id, body.result, state.events)
+    item = ack.AckItem("complete", job, body.worker_id, body.lease_id, body.result)
+    await state.acks.submit(auth, item, conflict=job)
     return json_response({"success": True})
 
 
 @router.post("/jobs/{job_id}/fail", **doc(FailResult, body=FailJob, errors=(404, 409)))
-async def fail_job(job_id: str, request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+async def fail_job(job_id: str, request: Request, state: State, auth: Auth) -> JSONBody:
     """`{worker_id, lease_id, error}` → `{success: true, will_retry, retry_delay_secs}`;
-    retry with backoff (§8.3) or dead-letter. Same 404/409 rules as complete."""
+    retry with backoff (§8.3) or dead-letter. Same 404/409 rules as complete, and coalesced
+    the same way."""
     body = await parse_body(request, FailJob, clean=("error",))  # R15: cleaned, not refused
-    outcome = await service.fail_job(
-        conn, auth, parse_uuid_id(job_id), body.worker_id, body.lease_id, body.error, state.events
-    )
-    return json_response(
-        {"success": True, "will_retry": outcome.will_retry, "retry_delay_secs": outcome.retry_delay_secs}
-    )
+    job = parse_uuid_id(job_id)
+    item = ack.AckItem("fail", job, body.worker_id, body.lease_id, error=clean_text(body.error))
+    row = await state.acks.submit(auth, item, conflict=job)
+    will_retry = row["new_status"] == "pending"
+    return json_response({
+        "success": True, "will_retry": will_retry,
+        "retry_delay_secs": retry_delay_secs(row["retry_count"]) if will_retry else 0,
+    })
 
 
 @router.post(

@@ -55,6 +55,9 @@ def register_secrets(values: Iterable[str | None]) -> None:
             _known.add(value)
 
 
+PRE_REDACTED = "_redacted"
+
+
 def redact_text(text: str) -> str:
     """Apply every pattern and known-secret replacement to one string."""
     for secret in _known:
@@ -89,7 +92,13 @@ def redact_value(value: Any, depth: int = 0) -> Any:
 
 
 def redact_event(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: put it after `format_exc_info` and before the renderer."""
+    """structlog processor: put it after `format_exc_info` and before the renderer.
+
+    An event logged with `_redacted=True` has redacted its own values (the access log: the
+    path and query go through `redact_text`, the rest are numbers and our own ids) and skips
+    the walk, which cost ~20 µs per request line."""
+    if event_dict.pop(PRE_REDACTED, False):
+        return event_dict
     for key in list(event_dict.keys()):
         value = event_dict[key]
         if key.lower() in SENSITIVE_KEYS and value and key != "event":

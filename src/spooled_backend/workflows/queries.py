@@ -36,19 +36,19 @@ VALUES ($1, $2, $3, $4, $5) RETURNING id, status
 # $14 steps (topological order), $15 tags; $1 org, $2 workflow, $16/$17 server defaults.
 INSERT_WORKFLOW_JOBS = """
 WITH items AS (
-    SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::int[], $7::int[], $8::int[],
+    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::int[],
                          $9::timestamptz[], $10::text[], $11::text[], $12::bool[], $13::bool[],
-                         $14::int[], $15::jsonb[])
+                         $14::int[], $15::text[])
         AS t(id, queue_name, payload, priority, max_retries, timeout_seconds, expires_at, key,
              mode, met, has_dependents, step, tags)
 ), ins AS (
     INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries,
                       timeout_seconds, expires_at, workflow_id, workflow_step, workflow_key,
                       dependency_mode, dependencies_met, has_dependents, tags)
-    SELECT t.id, $1, t.queue_name, 'pending', COALESCE(t.payload, 'null'::jsonb), t.priority,
+    SELECT t.id, $1, t.queue_name, 'pending', COALESCE(t.payload::jsonb, 'null'::jsonb), t.priority,
            COALESCE(t.max_retries, c.max_retries, $16::int),
            COALESCE(t.timeout_seconds, c.default_timeout, $17::int),
-           t.expires_at, $2, t.step, t.key, t.mode, t.met, t.has_dependents, t.tags
+           t.expires_at, $2, t.step, t.key, t.mode, t.met, t.has_dependents, t.tags::jsonb
     FROM items t
     LEFT JOIN queue_config c ON c.organization_id = $1 AND c.queue_name = t.queue_name
     ORDER BY t.step

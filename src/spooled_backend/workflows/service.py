@@ -14,7 +14,7 @@ from spooled_backend.config import Settings
 from spooled_backend.core.context import AuthContext
 from spooled_backend.core.errors import BadRequest, Conflict, NotFound
 from spooled_backend.core.events import Events
-from spooled_backend.core.jsonvalue import check_storable, json_size
+from spooled_backend.core.jsonvalue import check_storable, json_size, json_texts
 from spooled_backend.core.pagination import Page
 from spooled_backend.jobs import dependencies
 from spooled_backend.jobs.service import check_payload
@@ -144,7 +144,7 @@ async def create_workflow(
             workflow_id,
             [ids[j.key] for j in rows],
             [j.queue_name for j in rows],
-            [j.payload for j in rows],
+            json_texts([j.payload for j in rows]),
             [j.priority or 0 for j in rows],
             [j.max_retries for j in rows],
             [j.timeout_seconds for j in rows],
@@ -154,7 +154,7 @@ async def create_workflow(
             [not parents_of[j.key] for j in rows],
             [j.key in has_dependents for j in rows],
             list(range(len(rows))),
-            [j.tags for j in rows],
+            json_texts([j.tags for j in rows]),
             settings.queue_default_max_retries,
             settings.queue_default_timeout_secs,
         )
