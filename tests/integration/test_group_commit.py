@@ -206,3 +206,46 @@ async def test_a_stale_key_in_a_batch_fails_only_its_own_request(
         assert (await get_job(api, h, jobs[0]["id"]))["status"] == "completed"
         assert (await get_job(api, h, jobs[1]["id"]))["status"] == "processing"
         assert keep_id != gone_id
+
+
+async def test_coalesced_creates_store_what_a_single_create_stores(
+    api: Api, tenant: dict[str, Any]
+) -> None:
+    """The one-statement path (INSERT_JOBS_MANY) against the one-row path (INSERT_JOB, taken
+    alone): every column the API shows must match, queue defaults and status included."""
+    h = tenant["headers"]
+    resp = await api.client.put("/api/v1/queues/defaults/config", headers=h,
+                                 json={"max_retries": 7, "default_timeout": 42})
+    assert resp.status_code in (200, 201), resp.text
+    later = "2099-01-01T00:00:00Z"
+    bodies = [
+        {"queue_name": "defaults", "payload": {"a": 1}},
+        {"queue_name": "q1", "payload": None, "priority": 5, "max_retries": 0,
+         "timeout_seconds": 9, "tags": {"env": "t"}},
+        {"queue_name": "q2", "payload": {"s": 1}, "scheduled_at": later,
+         "expires_at": "2099-02-01T00:00:00Z"},
+    ]
+    shown = ("queue_name", "status", "payload", "priority", "max_retries", "timeout_seconds",
+             "scheduled_at", "expires_at", "tags", "retry_count")
+
+    async def shapes(answers: list[Any]) -> list[dict[str, Any]]:
+        out = []
+        for r in answers:
+            assert r.status_code == 201, r.text
+            job = await get_job(api, h, r.json()["id"])
+            out.append({k: job.get(k) for k in shown})
+        return out
+
+    alone = [await api.client.post("/api/v1/jobs", json=b, headers=h) for b in bodies]
+    with batch_sizes(api.state.creates) as sizes:
+        together = await asyncio.gather(*[api.client.post("/api/v1/jobs", json=b, headers=h)
+                                          for b in bodies])
+    assert max(sizes) > 1, sizes
+    expected = await shapes(alone)
+    assert await shapes(together) == expected
+    assert [e["status"] for e in expected] == ["pending", "pending", "scheduled"]
+    assert (expected[0]["max_retries"], expected[0]["timeout_seconds"]) == (7, 42)
+    hist = (await api.client.get(f"/api/v1/jobs/{together[2].json()['id']}/history",
+                                 headers=h)).json()
+    assert [(e["event_type"], e["details"]) for e in hist] == [
+        ("created", {"queue_name": "q2", "status": "scheduled"})]

@@ -8,8 +8,10 @@ PostgreSQL CPU per job completed one by one against ~140 µs through the batch a
 concurrent calls of one kind, organization and key scope share one transaction:
 
 - completes and fails: one `ACK_JOBS` statement for the whole batch (jobs/ack.py `apply`);
-- creates: `service.create_job` for each item in turn (quotas, idempotency, parent rules
-  exactly as one by one); each item's 4xx is raised before it writes anything.
+- creates: one `INSERT_JOBS_MANY` statement (`service.create_jobs`); jobs with a parent, and
+  organizations with quota caps, go through `service.create_job` one by one in the same
+  transaction (quotas, idempotency, parent rules exactly as alone; each item's 4xx is
+  raised before it writes anything).
 
 Each request still gets exactly its own single-route answer (or error).
 
@@ -19,9 +21,10 @@ together as the next one (`MAX_IN_FLIGHT` batches per organization and kind in t
 at most `MAX_ITEMS` items each). One client alone therefore sees no added latency.
 
 Rules kept per item:
-- an item whose `conflict` key (the job id of an ack) is already in the forming batch goes to
-  the next one, so two racing acks of one job answer as if sequential (one applies, the other
-  gets 409);
+- an item whose `conflict` key (the job id of an ack, the idempotency key of a create) is
+  already in the forming batch goes to the next one, so two racing acks of one job, or two
+  creates with one key, answer as if sequential (409 for the second ack; the existing id with
+  `created: false` for the second create);
 - every cached API key of the batch is checked in its first round trip (`spooled_check_key`);
   when one changed (SQLSTATE SPK01), or anything else fails the batch's transaction, its items
   are applied again one per transaction, so only the item at fault sees the error;
@@ -41,7 +44,6 @@ import structlog
 
 from spooled_backend.core.context import AuthContext
 from spooled_backend.core.deps import transaction_on
-from spooled_backend.core.errors import SpooledError
 
 if TYPE_CHECKING:
     from spooled_backend.core.state import AppState
@@ -146,22 +148,6 @@ def _settle(future: asyncio.Future[Any], outcome: object) -> None:
         future.set_result(outcome)
 
 
-def per_item(apply_one: Callable[[asyncpg.Connection, AuthContext, Any], Awaitable[Any]]) -> ApplyBatch:
-    """An ApplyBatch that runs `apply_one` for each item in turn; a SpooledError is that
-    item's answer (it must be raised before the item writes anything)."""
-
-    async def apply(conn: asyncpg.Connection, auth: AuthContext, items: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        for item in items:
-            try:
-                out.append(await apply_one(conn, auth, item))
-            except SpooledError as exc:
-                out.append(exc)
-        return out
-
-    return apply
-
-
 def for_acks(state: AppState) -> GroupCommit[Any]:
     """Single completes and fails (`ack.AckItem`) → one ACK_JOBS statement per batch; submit
     with `conflict=job_id`. Result: the ACK row (`new_status`, prior `retry_count`, …)."""
@@ -174,11 +160,12 @@ def for_acks(state: AppState) -> GroupCommit[Any]:
 
 
 def for_creates(state: AppState) -> GroupCommit[Any]:
-    """Single creates (`service.NewJob`) → `service.create_job` per item in one transaction.
-    Result: `(job_id, created)`."""
+    """Single creates (`service.NewJob`) → `service.create_jobs` (one INSERT for the batch
+    when no quota applies); submit with `conflict=idempotency_key`. Result: `(job_id,
+    created)`."""
     from spooled_backend.jobs import service
 
-    async def create(conn: asyncpg.Connection, auth: AuthContext, job: Any) -> Any:
-        return await service.create_job(conn, state.settings, auth, job, state.events)
+    async def apply(conn: asyncpg.Connection, auth: AuthContext, jobs: list[Any]) -> list[Any]:
+        return await service.create_jobs(conn, state.settings, auth, jobs, state.events)
 
-    return GroupCommit(state, per_item(create))
+    return GroupCommit(state, apply)

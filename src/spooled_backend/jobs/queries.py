@@ -100,6 +100,45 @@ WITH items AS (
 SELECT id, idempotency_key, status, priority, created FROM ins
 """
 
+# Single creates applied together (jobs/coalesce.py, `service.create_jobs`): INSERT_JOB for many
+# rows of one organization, each with its own queue and options. Arrays of equal length: $2
+# queue names, $3 payloads (JSON text), $4 priorities, $5 max_retries (NULL = queue config or
+# $14), $6 timeouts (NULL = queue config or $15), $7 scheduled_at, $8 expires_at, $9
+# idempotency keys (distinct within one call), $10 tags (JSON text), $11 completion webhooks,
+# $12 their secrets, $13 new job ids (so each item is matched to its row). Key order as in bulk.
+INSERT_JOBS_MANY = """
+WITH items AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::int[],
+                         $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[],
+                         $11::text[], $12::text[], $13::text[])
+        WITH ORDINALITY AS t(queue_name, payload, priority, max_retries, timeout_seconds,
+                             scheduled_at, expires_at, idempotency_key, tags, completion_webhook,
+                             completion_webhook_secret, new_id, ord)
+), ins AS (
+    INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries,
+                      timeout_seconds, scheduled_at, expires_at, idempotency_key, tags,
+                      completion_webhook, completion_webhook_secret, dependencies_met)
+    SELECT t.new_id, $1, t.queue_name,
+           CASE WHEN t.scheduled_at > now() THEN 'scheduled' ELSE 'pending' END,
+           COALESCE(t.payload::jsonb, 'null'::jsonb), t.priority,
+           COALESCE(t.max_retries, c.max_retries, $14::int),
+           COALESCE(t.timeout_seconds, c.default_timeout, $15::int),
+           t.scheduled_at, t.expires_at, t.idempotency_key, t.tags::jsonb, t.completion_webhook,
+           t.completion_webhook_secret, true
+    FROM items t
+    LEFT JOIN queue_config c ON c.organization_id = $1 AND c.queue_name = t.queue_name
+    ORDER BY t.idempotency_key NULLS LAST, t.ord
+    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+    DO UPDATE SET updated_at = now()
+    RETURNING id, idempotency_key, queue_name, status, priority, (xmax = 0) AS created
+), hist AS (
+    INSERT INTO job_history (organization_id, job_id, event_type, details)
+    SELECT $1, id, 'created', jsonb_build_object('queue_name', queue_name, 'status', status)
+    FROM ins WHERE created
+)
+SELECT id, idempotency_key, queue_name, status, priority, created FROM ins
+"""
+
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND organization_id = $2"
 
 # $1 org, $2 queue, $3 limit, $4 worker_id, $5 lease seconds

@@ -117,7 +117,7 @@ async def create_job(request: Request, state: State, auth: Auth) -> JSONBody:
     Inserted together with concurrent creates of the organization (jobs/coalesce.py)."""
     body = await parse_body(request, CreateJob)
     job = service.NewJob(**body.model_dump())
-    job_id, created = await state.creates.submit(auth, job)
+    job_id, created = await state.creates.submit(auth, job, conflict=job.idempotency_key)
     return json_response({"id": job_id, "created": created}, status=201 if created else 200)
 
 

@@ -6,6 +6,7 @@ for what happened; they import no web framework and no Redis, so REST and gRPC s
 
 from __future__ import annotations
 
+import uuid
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,16 +23,17 @@ from spooled_backend.core.errors import (
     NotFound,
     PayloadTooLarge,
     QuotaExceeded,
+    SpooledError,
 )
 from spooled_backend.core.events import Events
-from spooled_backend.core.jsonvalue import check_storable, clean_text, json_size
+from spooled_backend.core.jsonvalue import check_storable, clean_text, json_size, json_texts
 from spooled_backend.jobs import dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.rules import retry_delay_secs
 from spooled_backend.observability import metrics, tracing
-from spooled_backend.workers import counters
 from spooled_backend.organizations import quota_queries, quotas
 from spooled_backend.organizations.plans import limits_for, upgrade_tier
+from spooled_backend.workers import counters
 
 TERMINAL = ("completed", "failed", "deadletter", "cancelled")
 
@@ -89,6 +91,17 @@ def _own_transaction(conn: asyncpg.Connection) -> AbstractAsyncContextManager[ob
     return nullcontext() if conn.is_in_transaction() else conn.transaction()
 
 
+def check_new_job(settings: Settings, auth: AuthContext, job: NewJob) -> None:
+    """The checks of a job before anything is written: queue scope (403), payload (413 /
+    422) and tags (422, at most 64 KiB → 400)."""
+    auth.require_queue(job.queue_name)
+    check_payload(auth, settings, job.payload)
+    if job.tags is not None:
+        check_storable(job.tags, "tags")
+        if json_size(job.tags) > 65536:
+            raise BadRequest("tags must be at most 64 KiB")
+
+
 async def create_job(
     conn: asyncpg.Connection, settings: Settings, auth: AuthContext, job: NewJob, events: Events
 ) -> tuple[str, bool]:
@@ -98,12 +111,7 @@ async def create_job(
     QuotaExceeded (429: `jobs_per_day`, `active_jobs`, or `queues` for a new queue name) and
     FeatureDisabled (403, a cap of 0) — see organizations/quotas.py.
     """
-    auth.require_queue(job.queue_name)
-    check_payload(auth, settings, job.payload)
-    if job.tags is not None:
-        check_storable(job.tags, "tags")
-        if json_size(job.tags) > 65536:
-            raise BadRequest("tags must be at most 64 KiB")
+    check_new_job(settings, auth, job)
     dependencies_met = True
     parent_status: str | None = None
     try:
@@ -167,6 +175,65 @@ async def create_job(
             await tracing.job_enqueued(conn, auth.organization_id, job.queue_name, [row["id"]])
         events.job_created(auth.organization_id, row["id"], job.queue_name, job.priority, row["status"])
     return row["id"], row["created"]
+
+
+async def create_jobs(
+    conn: asyncpg.Connection, settings: Settings, auth: AuthContext, jobs: list[NewJob],
+    events: Events,
+) -> list[tuple[str, bool] | SpooledError]:
+    """Many single creates of one organization in the caller's transaction (jobs/coalesce.py):
+    per job, in order, `create_job`'s `(job_id, created)` or the SpooledError it would raise.
+
+    Jobs without a parent, of an organization that no quota limits (no `queues`,
+    `active_jobs` or `jobs_per_day` cap: quotas are decided per job), are inserted by one
+    statement (`INSERT_JOBS_MANY`, the same rows, history and defaults as INSERT_JOB); the
+    others go through `create_job` one by one. Idempotency keys must be distinct within one
+    call (the coalescer sends a repeated key in the next batch)."""
+    out: list[tuple[str, bool] | SpooledError | None] = [None] * len(jobs)
+    together: list[int] = []
+    limits = quotas.effective_limits(settings, auth)
+    unlimited = all(limits[k] is None for k in ("max_queues", "max_active_jobs", "max_jobs_per_day"))
+    for index, job in enumerate(jobs):
+        if not unlimited or job.parent_job_id is not None:
+            try:
+                out[index] = await create_job(conn, settings, auth, job, events)
+            except SpooledError as exc:
+                out[index] = exc
+            continue
+        try:
+            check_new_job(settings, auth, job)
+        except SpooledError as exc:
+            out[index] = exc
+            continue
+        together.append(index)
+    if together:
+        batch = [jobs[i] for i in together]
+        new_ids = [str(uuid.uuid4()) for _ in batch]
+        rows = await conn.fetch(
+            q.INSERT_JOBS_MANY, auth.organization_id,
+            [j.queue_name for j in batch], json_texts([j.payload for j in batch]),
+            [j.priority for j in batch], [j.max_retries for j in batch],
+            [j.timeout_seconds for j in batch], [j.scheduled_at for j in batch],
+            [j.expires_at for j in batch], [j.idempotency_key for j in batch],
+            json_texts([j.tags for j in batch]), [j.completion_webhook for j in batch],
+            [j.completion_webhook_secret for j in batch], new_ids,
+            settings.queue_default_max_retries, settings.queue_default_timeout_secs,
+        )
+        by_key = {r["idempotency_key"]: r for r in rows if r["idempotency_key"] is not None}
+        by_id = {r["id"]: r for r in rows}
+        created: dict[str, list[str]] = {}
+        for index, job, new_id in zip(together, batch, new_ids, strict=True):
+            row = by_key[job.idempotency_key] if job.idempotency_key else by_id[new_id]
+            out[index] = (row["id"], row["created"])
+            if row["created"]:
+                metrics.JOBS_ENQUEUED.inc(queue=job.queue_name, organization=auth.organization_id)
+                events.job_created(auth.organization_id, row["id"], job.queue_name,
+                                   row["priority"], row["status"])
+                created.setdefault(job.queue_name, []).append(row["id"])
+        if tracing.ENABLED:
+            for queue_name, ids in created.items():
+                await tracing.job_enqueued(conn, auth.organization_id, queue_name, ids)
+    return out  # type: ignore[return-value]
 
 
 async def get_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str) -> dict[str, Any]:

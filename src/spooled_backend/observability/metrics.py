@@ -165,13 +165,15 @@ _request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
 
 _pool: Any = None
+_pool_per_request = False  # multiprocess mode: the pool gauge is refreshed per request
 
 
 def track_pool(pool: Any) -> None:
     """Report `spooled_database_connections_active` from this asyncpg pool (None: stop). Read at
     scrape time in one process; refreshed per request in multiprocess mode (files, not calls)."""
-    global _pool
+    global _pool, _pool_per_request
     _pool = pool
+    _pool_per_request = pool is not None and multiprocess_dir() is not None
     if pool is None:
         DB_CONNECTIONS_ACTIVE.set(0)
     elif multiprocess_dir() is None:
@@ -180,7 +182,7 @@ def track_pool(pool: Any) -> None:
 
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     """Count one HTTP request by method, route template and status class; time it."""
-    if _pool is not None and multiprocess_dir() is not None:
+    if _pool_per_request:
         DB_CONNECTIONS_ACTIVE.set(_pool.get_size() - _pool.get_idle_size())
     key = (method if method in HTTP_METHODS else "OTHER", route or UNMATCHED_ROUTE,
            f"{status // 100}xx" if status else "5xx")

@@ -18,6 +18,7 @@ from spooled_backend.ratelimit.rules import Decision, Rule
 
 STATE_KEY = "rate_limit"
 API = "/api/v1"
+JOBS = f"{API}/jobs"
 # Public routes of CONTRACT §12.4 (auth, email, signup, org create, slug helpers, webhooks).
 PUBLIC_AUTH = frozenset(
     f"{API}/auth/{p}"
@@ -29,21 +30,23 @@ SLUG_HELPERS = frozenset({f"{API}/organizations/check-slug", f"{API}/organizatio
 
 def route_rules(method: str, path: str, settings_rps: int, settings_burst: int) -> list[Rule]:
     """The per-IP rules for this request (empty for protected and unlimited routes)."""
+    if path.startswith(JOBS):  # the job routes (the hot path) are all protected
+        return []
     if path == f"{API}/admin" or path.startswith(f"{API}/admin/"):
         return [rules.ADMIN_IP]
-    public = rules.public_ip(settings_rps, settings_burst)
     if path in PUBLIC_AUTH:
+        public = rules.public_ip(settings_rps, settings_burst)
         if path.endswith(("/check-email", "/email/check")):
             return [public, *rules.CHECK_EMAIL_IP]
         return [public]
     if path in SLUG_HELPERS:
+        public = rules.public_ip(settings_rps, settings_burst)
         return [public, *rules.CHECK_SLUG_IP] if path.endswith("check-slug") else [public]
-    if path == f"{API}/organizations" and method == "POST":
-        return [public]
-    if path == f"{API}/billing/webhook":
-        return [public]
-    if path.startswith(f"{API}/webhooks/") and path.rsplit("/", 1)[-1] in ("custom", "github", "stripe"):
-        return [public]
+    if ((path == f"{API}/organizations" and method == "POST")
+            or path == f"{API}/billing/webhook"
+            or (path.startswith(f"{API}/webhooks/")
+                and path.rsplit("/", 1)[-1] in ("custom", "github", "stripe"))):
+        return [rules.public_ip(settings_rps, settings_burst)]
     return []
 
 
