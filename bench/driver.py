@@ -204,6 +204,10 @@ class Run:
     async def guard_thread(self, fn, *args) -> dict:
         return await self.guard(asyncio.to_thread(fn, *args))
 
+    def wants(self, workload: str) -> bool:
+        """`--only`: is this workload (drain, pickup, delayed, api, growth) part of the run?"""
+        return workload in getattr(self.args, "only", (workload,))
+
     def phase(self, name: str) -> None:
         if self.rss is not None:
             self.rss.phase = name
@@ -211,7 +215,7 @@ class Run:
     # ----------------------------------------------------------------- ours + stub
     async def drains(self, target: ours.Target, stub: ours.Target, caps: dict) -> None:
         s = self.size
-        for c in s["consumers"]:
+        for c in s["consumers"] if self.wants("drain") else ():
             self.phase(f"drain-{c}")
             for mode, variant in (("complete", "REST, claim 100 + one complete per job"),
                                   ("ack", "REST, claim 100 + batch ack")):
@@ -239,7 +243,7 @@ class Run:
         s = self.size
         use_ack = caps["ack"] is None
         ack_note = "batch ack" if use_ack else "one complete per job"
-        for rate in s["pickup_rates"]:
+        for rate in s["pickup_rates"] if self.wants("pickup") else ():
             self.phase(f"pickup-{rate}")
             for wait, variant in ((None, f"8 consumers polling every {int(self.poll * 1000)} ms"),
                                   (self.wait_ms, f"8 consumers, claim wait_ms={self.wait_ms}")):
@@ -255,7 +259,8 @@ class Run:
         n = s["delayed_jobs"]
         self.phase("delayed")
         for wait, variant in ((None, f"8 consumers polling every {int(self.poll * 1000)} ms"),
-                              (self.wait_ms, f"8 consumers, claim wait_ms={self.wait_ms}")):
+                              (self.wait_ms, f"8 consumers, claim wait_ms={self.wait_ms}")
+                              ) if self.wants("delayed") else ():
             for system, t in (("ours", target), ("stub", stub)):
                 if wait and caps["wait_ms"] and system == "ours":
                     res = {"status": f"n/a ({caps['wait_ms']})"}
@@ -268,7 +273,7 @@ class Run:
                          system, res)
         self.phase("api")
         rate = s["api_rate"]
-        for system, t in (("ours", target), ("stub", stub)):
+        for system, t in (("ours", target), ("stub", stub)) if self.wants("api") else ():
             try:
                 api = await ours.api_latency(t, rate, s["api_seconds"],
                                              min(10.0, max(2.0, 2 * s["api_seconds"])))
@@ -281,7 +286,7 @@ class Run:
 
     # ----------------------------------------------------------------- floor
     def floor_drains(self, floor: Floor, db: asyncpg.Connection, loop_run) -> None:
-        for c in self.size["consumers"]:
+        for c in self.size["consumers"] if self.wants("drain") else ():
             queue = ours.queue_name("floor")
             loop_run(self._floor_fill(db, queue, self.size["drain_jobs"]))
             res = floor.drain(queue, c, self.size["drain_jobs"], lambda q=queue: loop_run(
@@ -296,6 +301,8 @@ class Run:
         """, self.org, queue, n)
 
     def floor_api(self, floor: Floor, db: asyncpg.Connection, loop_run) -> None:
+        if not self.wants("api"):
+            return
         s = self.size
         rate, secs = s["api_rate"], max(1, int(s["api_seconds"]))
         clients = 4
@@ -321,6 +328,8 @@ class Run:
     async def growth(self, target: ours.Target, db: asyncpg.Connection,
                      floor: Floor | None) -> None:
         s = self.size
+        if not self.wants("growth"):
+            return
         self.phase("growth")
         # Only this workload's rows: earlier workloads left their finished jobs behind.
         await db.execute("TRUNCATE jobs, job_history CASCADE")
@@ -380,6 +389,10 @@ class Run:
                       "spread": s["delayed_spread"], "grace": s["grace"] + 2.5,
                       "lead": s["lead"]})  # + graphile-worker's 2 s poll for run_at jobs
         tasks.append({"kind": "enqueue", "rate": s["api_rate"], "seconds": s["api_seconds"]})
+        workload = {"drain": "drain", "pickup": "pickup", "delayed": "delayed", "enqueue": "api"}
+        tasks = [t for t in tasks if self.wants(workload[t["kind"]])]
+        if not tasks:
+            return
         commands = {
             "pgqueuer": [str(envs.PEERS_PY), "-m", "bench.peers.pgqueuer_peer"],
             "procrastinate": [str(envs.PEERS_PY), "-m", "bench.peers.procrastinate_peer"],

@@ -4,6 +4,7 @@ SQL floor, in one run, against one PostgreSQL.
 
     python3 bench/run.py [--size smoke|full] [--out DIR] [--postgres ADMIN_DSN]
                          [--server-env NAME=VALUE ...] [--skip-peers]
+                         [--only drain,pickup,delayed,api,growth]
 
 Installs what it needs on first use (bench/envs.py), starts an embedded PostgreSQL
 (spooled_backend.db.embedded; `--postgres` to use your own), runs the real `spooled-backend serve`
@@ -11,6 +12,8 @@ process on it (bootstrap organization, PLAN_LIMITS_ENABLED=false), a do-nothing 
 the load client's ceiling, then the workloads (a)-(e) of issue 8, and writes
 DIR/results.md (the table), DIR/results.json and DIR/chart.png (default DIR: bench/results).
 `--size smoke` fits in about a minute and a half (CI runs it; figures are not checked).
+`--only pickup` (comma-separated workloads) runs just those workloads, ours, stub, floor and
+peers alike, with the same output format.
 """
 
 from __future__ import annotations
@@ -46,7 +49,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for the server process (repeatable)")
     p.add_argument("--skip-peers", action="store_true", help="only ours, the stub and the floor")
+    p.add_argument("--only", type=_workloads, default=WORKLOADS, metavar="W[,W...]",
+                   help="run only these workloads (" + ", ".join(WORKLOADS) + "; default all)")
     return p.parse_args(argv)
+
+
+WORKLOADS = ("drain", "pickup", "delayed", "api", "growth")
+
+
+def _workloads(text: str) -> tuple[str, ...]:
+    chosen = tuple(w.strip() for w in text.split(",") if w.strip())
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown workload(s) {unknown}; choose from {WORKLOADS}")
+    return chosen
 
 
 def main() -> int:
