@@ -1,7 +1,7 @@
 """Pickup latency alone, repeated (issue 8 target: p99 < 20 ms at 200 jobs/s with `wait_ms`).
 
     .venv/bin/python bench/profile_pickup.py [--rates 200,1000] [--seconds 5] [--rounds 3]
-        [--variants wait,poll] [--wait-ms 2000] [--poll-ms 50] [--py-spy out.svg]
+        [--variants wait,poll] [--wait-ms 2000] [--poll-ms 50] [--py-spy out.svg] [--py-spy-format raw]
         [--server-env NAME=VALUE ...]
 
 Starts `spooled-backend serve` (embedded PostgreSQL, no Redis, PLAN_LIMITS_ENABLED=false) and
@@ -43,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--poll-ms", type=int, default=50)
     p.add_argument("--grace", type=float, default=3.0)
     p.add_argument("--py-spy", help="write a py-spy flame graph of the server here")
+    p.add_argument("--py-spy-format", default="flamegraph", help="flamegraph, raw, speedscope")
     p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE")
     return p.parse_args()
 
@@ -82,7 +83,8 @@ def main() -> int:
             if args.py_spy:
                 spy = subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "--idle", "-o",
-                     args.py_spy, "-r", "500", "--pid", str(server.proc.pid)],  # type: ignore[union-attr]
+                     args.py_spy, "-f", args.py_spy_format, "-r", "500",
+                     "--pid", str(server.proc.pid)],  # type: ignore[union-attr]
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.5)
             target = ours.Target("127.0.0.1", server.port, server.bootstrap_key())
