@@ -222,3 +222,53 @@ async def test_listener_reconnect_wakes_waiters_to_recheck(api: Api, tenant: dic
     elapsed, jobs = await task
     assert [j["id"] for j in jobs] == [job_id]
     assert elapsed < 10.0
+
+
+async def test_empty_waiting_claims_read_the_due_time_once(
+    api: Api, tenant: dict[str, Any], monkeypatch: Any
+) -> None:
+    """NEXT_DUE runs after the first empty waiting claim only; a delayed job created later still
+    wakes the waiter on time (its notification arms the timer)."""
+    from spooled_backend.jobs import service
+
+    calls: list[str] = []
+    real = service.next_due_epoch
+
+    async def counted(conn: Any, auth: Any, queue_name: str) -> float | None:
+        calls.append(queue_name)
+        return await real(conn, auth, queue_name)
+
+    monkeypatch.setattr(service, "next_due_epoch", counted)
+    h = tenant["headers"]
+    for _ in range(3):
+        assert (await waiting_claim(api, h, 100, queue="dq"))[1] == []
+    assert calls == ["dq"]
+    task = asyncio.create_task(waiting_claim(api, h, 8000, queue="dq"))
+    await asyncio.sleep(0.2)
+    due = datetime.now(UTC) + timedelta(milliseconds=400)
+    job_id = await create_job(api, h, queue_name="dq", scheduled_at=due.isoformat())
+    _, jobs = await task
+    lateness = (datetime.now(UTC) - due).total_seconds()
+    assert [j["id"] for j in jobs] == [job_id]
+    assert -0.05 <= lateness < 2.0, lateness
+    assert calls == ["dq"]
+
+
+async def test_the_second_delayed_job_after_the_first_timer_fired(
+    api: Api, tenant: dict[str, Any]
+) -> None:
+    """One timer per queue (the earliest): after it fires, the next empty waiting claim reads
+    the due time again, so a later delayed job is not left to the waiters' deadline."""
+    h = tenant["headers"]
+    assert (await waiting_claim(api, h, 50, queue="d2"))[1] == []  # due time known: none
+    now = datetime.now(UTC)
+    first = await create_job(api, h, queue_name="d2",
+                             scheduled_at=(now + timedelta(milliseconds=300)).isoformat())
+    second_due = now + timedelta(milliseconds=900)
+    second = await create_job(api, h, queue_name="d2", scheduled_at=second_due.isoformat())
+    _, jobs = await waiting_claim(api, h, 8000, queue="d2")
+    assert [j["id"] for j in jobs] == [first]
+    _, jobs = await waiting_claim(api, h, 8000, queue="d2")
+    lateness = (datetime.now(UTC) - second_due).total_seconds()
+    assert [j["id"] for j in jobs] == [second]
+    assert -0.05 <= lateness < 2.0, lateness  # its own timer, not the 8 s deadline

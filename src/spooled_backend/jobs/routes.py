@@ -214,9 +214,10 @@ async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> 
     elif not jobs and body.wait_ms:
         remaining = request.state.claim_deadline - time.monotonic()
         if remaining > 0:
-            due = await service.next_due_epoch(conn, auth, body.queue_name)
-            if due is not None:
-                wakeups.wake_at(auth.organization_id, body.queue_name, due)
+            if not wakeups.due_known(auth.organization_id, body.queue_name):
+                generation = wakeups.due_generation()
+                due = await service.next_due_epoch(conn, auth, body.queue_name)
+                wakeups.set_due(auth.organization_id, body.queue_name, due, generation)
             request.state.claim_wait = functools.partial(
                 wakeups.wait, auth.organization_id, body.queue_name, remaining, ticket
             )
