@@ -10,6 +10,10 @@ document and their functions are unchanged), but the edge middleware calls them 
     query) → per-tenant rate limit → BEGIN + tenant binding in one round trip → the route
     function → COMMIT → response
 
+Endpoints that take no `conn` (create, complete, fail) skip the request transaction: they hand
+their item to a group commit (jobs/coalesce.py), which applies concurrent calls of the
+organization in one transaction with the same binding and key checks.
+
 Same rules and order as the dependency chain in core/deps.py (401 before body validation, 429
 before anything is written, after-commit events, the aborted-COMMIT check), same error bodies
 (core/handlers.py). Three round trips per request with a cached key instead of five; the cached
