@@ -249,3 +249,30 @@ async def test_coalesced_creates_store_what_a_single_create_stores(
                                  headers=h)).json()
     assert [(e["event_type"], e["details"]) for e in hist] == [
         ("created", {"queue_name": "q2", "status": "scheduled"})]
+
+
+async def test_a_changed_but_valid_key_reruns_its_request_with_the_same_body(
+    settings: Any, db_url: str, tenant: dict[str, Any]
+) -> None:
+    """The batch's key check fails for a cached key whose scope changed while this replica
+    missed the NOTIFY; the request is authenticated again and run again — reading its body a
+    second time (it answered 500 "Stream consumed" before the body was kept)."""
+    async for api in _api(settings, db_url):
+        h = tenant["headers"]
+        made = await api.client.post("/api/v1/api-keys", json={"name": "k", "queues": ["q1"]},
+                                     headers=h)
+        key_id, key = made.json()["id"], made.json()["key"]
+        job_id = await create_job(api, h)
+        [job] = await claim(api, api.as_key(key), worker="w1")  # caches the key row
+        assert api.state.listener is not None
+        await api.state.listener.stop()
+        resp = await api.client.put(f"/api/v1/api-keys/{key_id}", headers=h,
+                                    json={"queues": ["q1", "q2"]})
+        assert resp.status_code == 200, resp.text
+        done = await ack(api, api.as_key(key), job_id, "complete", worker_id="w1",
+                         lease_id=job["lease_id"], result={"twice": "read"})
+        assert done.status_code == 200, done.text
+        assert (await get_job(api, h, job_id))["result"] == {"twice": "read"}
+        made = await api.client.post("/api/v1/jobs", headers=api.as_key(key),
+                                     json={"queue_name": "q2", "payload": {"new": "scope"}})
+        assert made.status_code == 201, made.text

@@ -97,7 +97,11 @@ async def _read_capped(request: Request) -> bytes:
         if size > MAX_BODY_BYTES:
             raise _too_large()
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    # Kept where Starlette's Request.stream() looks first, so a route run twice (the fast lane
+    # re-runs it after a stale cached key, core/fastlane.py) reads the same body again.
+    request._body = body  # noqa: SLF001
+    return body
 
 
 async def read_raw(request: Request) -> bytes:
