@@ -69,10 +69,11 @@ async def transaction_on(
     conn: asyncpg.Connection, state: AppState, request: Request | None,
     bind: tuple[str, str | None] | None = None,
     key_check: tenancy.KeyCheck | Sequence[tenancy.KeyCheck] | None = None,
+    *, generic_plans: bool = False,
 ) -> AsyncIterator[asyncpg.Connection]:
     """`request_transaction` on a connection the caller already holds; `key_check` adds
-    `spooled_check_key` to the bound BEGIN (tenancy.begin_bound). `request` None: a transaction
-    for several requests (jobs/coalesce.py)."""
+    `spooled_check_key` to the bound BEGIN (tenancy.begin_bound), `generic_plans` its plan
+    cache mode. `request` None: a transaction for several requests (jobs/coalesce.py)."""
     forget = getattr(conn, "forget_commit_status", None)
     if forget is not None:
         forget()
@@ -82,7 +83,8 @@ async def transaction_on(
     else:
         transaction = None
         try:
-            await conn.execute(tenancy.begin_bound(bind[0], bind[1], key_check))
+            await conn.execute(tenancy.begin_bound(bind[0], bind[1], key_check,
+                                                   generic_plans=generic_plans))
         except BaseException:
             if conn.is_in_transaction():
                 try:

@@ -134,7 +134,8 @@ class GroupCommit(Generic[T]):
         auth = batch[0].auth  # same organization and scope for every item of the batch
         checks = list({(p.auth.api_key_id, p.auth.fingerprint) for p in batch})
         async with state.pool.acquire() as conn, transaction_on(
-            conn, state, None, (auth.organization_id, state.tenant_role), checks
+            conn, state, None, (auth.organization_id, state.tenant_role), checks,
+            generic_plans=True,  # no re-planning of the array statements (tenancy.begin_bound)
         ):
             return await self.apply(conn, auth, [p.item for p in batch])
 
