@@ -44,6 +44,7 @@ import structlog
 
 from spooled_backend.core.context import AuthContext
 from spooled_backend.core.deps import transaction_on
+from spooled_backend.core.tenancy import KEY_CHANGED
 
 if TYPE_CHECKING:
     from spooled_backend.core.state import AppState
@@ -121,8 +122,10 @@ class GroupCommit(Generic[T]):
             if len(batch) == 1:
                 _settle(batch[0].future, exc)
                 return
-            log.info("group commit failed; applying its items one by one",
-                     items=len(batch), error=type(exc).__name__)
+            reason = ("a cached API key of the batch changed (revoked, expired, scope or plan)"
+                      if getattr(exc, "sqlstate", None) == KEY_CHANGED else type(exc).__name__)
+            log.info("group commit not applied; applying its items one by one",
+                     items=len(batch), reason=reason)
             for one in batch:
                 await self._apply([one])
             return
