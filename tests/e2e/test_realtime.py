@@ -128,6 +128,10 @@ def test_sdk_sse_job_stream_ends_after_the_terminal_status(
     reader.start()
     wait_for(lambda: list(seen), lambda s: s == ["pending"], timeout=10, what="first status")
     claimed = client.jobs.claim({"queue_name": "rt-job", "worker_id": "w", "limit": 1}).jobs[0]
+    # The stream reads the job's row when woken: a complete sent before that read would make
+    # "processing" a state it never sees (flaky under load), so the test waits for it.
+    wait_for(lambda: list(seen), lambda s: s == ["pending", "processing"], timeout=10,
+             what="processing status")
     client.jobs.complete(job_id, {"worker_id": "w", "lease_id": claimed.lease_id})
     assert done.wait(10), f"job stream did not end; saw {seen}"
     assert seen == ["pending", "processing", "completed"]
