@@ -2,8 +2,8 @@
 
 The claim is `spooled_backend.jobs.queries.CLAIM_JOBS` as the server runs it (read at run time,
 so the floor follows the hot-path work), with its final SELECT folded into arrays for `\\gset`;
-"complete" is the same fenced UPDATE + history row as COMPLETE_JOB, for the whole claimed array
-in one statement (what a batch acknowledgement can reach). Both on the server's own `jobs`
+"complete" is the batch acknowledgement statement (ACK_JOBS, what every complete runs), for the
+whole claimed array in one statement (what a batch acknowledgement can reach). Both on the server's own `jobs`
 table, under the benchmark organization, in the same PostgreSQL the server and the peers use.
 pgbench comes with the embedded PostgreSQL binaries (same major version as the server).
 """
@@ -124,8 +124,10 @@ def insert_sql(org: str, queue: str) -> str:
 def complete_one_sql(org: str) -> str:
     from spooled_backend.jobs import queries
 
-    return one_line(bind(queries.COMPLETE_JOB, {
-        1: _Raw("'floorc-:client_id-:n'"), 2: org, 3: "floor-c", 4: "L", 5: None, 6: None}))
+    return one_line(bind(queries.ACK_JOBS, {
+        1: org, 2: _Raw("ARRAY['floor-c']"), 3: _Raw("ARRAY['floorc-:client_id-:n']"),
+        4: _Raw("ARRAY['L']"), 5: _Raw("ARRAY[NULL]::text[]"), 6: _Raw("ARRAY['complete']"),
+        7: _Raw("ARRAY[NULL]::text[]"), 8: None}))
 
 
 class Floor:

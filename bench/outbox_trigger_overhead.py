@@ -94,8 +94,8 @@ async def one_round(conns: dict[str, asyncpg.Connection], n: int) -> dict[str, d
             job_id, lease = leases[v][i]
             _label.set(f"{v}/complete")
             out[v]["complete"].append(await request(
-                conns[v], ORGS[v], jq.COMPLETE_JOB, job_id, ORGS[v], "w1", lease, {"ok": True},
-                None))
+                conns[v], ORGS[v], jq.ACK_JOBS, ORGS[v], ["w1"], [job_id], [lease],
+                ['{"ok": true}'], ["complete"], [None], None))
     cleanup = conns["off"]
     await cleanup.execute("DELETE FROM outgoing_webhook_deliveries")
     await cleanup.execute("DELETE FROM job_history")

@@ -3,7 +3,7 @@
     .venv/bin/python bench/profile_writes.py [--jobs 5000] [--retained 0] [--heartbeats 1]
 
 Fresh embedded PostgreSQL, schema migrated to head, one organization. Runs the service's SQL
-(jobs/queries.py: INSERT_JOBS_BULK, CLAIM_JOBS, HEARTBEAT_JOB, COMPLETE_JOB) for `--jobs` jobs
+(jobs/queries.py: INSERT_JOBS_BULK, CLAIM_JOBS, HEARTBEAT_JOB, ACK_JOBS) for `--jobs` jobs
 and prints, per job: WAL bytes, heap tuples updated and how many were HOT, index entries
 inserted (from pg_stat_user_indexes is not available, so the index count of `jobs` and the
 size growth of every index), and claim latency (p50 over 100-job claims). `--retained N` first
@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -27,11 +28,17 @@ if str(REPO) not in sys.path:
 import asyncpg  # noqa: E402
 
 from bench.pg import migrated_database  # noqa: E402
+from spooled_backend.core.jsonvalue import json_texts  # noqa: E402
 from spooled_backend.db.pool import _init_connection  # noqa: E402
 from spooled_backend.jobs import queries as q  # noqa: E402
 
 ORG = "00000000-0000-4000-8000-000000000001"
 
+
+
+def complete_args(job: Any) -> tuple[Any, ...]:
+    """ACK_JOBS parameters completing one claimed job (what a single complete runs)."""
+    return (ORG, ["w1"], [job["id"]], [job["lease_id"]], [None], ["complete"], [None], None)
 
 async def lsn(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
@@ -87,13 +94,13 @@ async def run(dsn: str, args: argparse.Namespace) -> None:
     if args.explain:
         plan = await conn.fetch(
             "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + q.INSERT_JOBS_BULK, ORG, "bench",
-            [{"i": i} for i in range(100)], [0] * 100, 3, 300, [None] * 100, [None] * 100,
+            json_texts([{"i": i} for i in range(100)]), [0] * 100, 3, 300, [None] * 100, [None] * 100,
             [str(uuid.uuid4()) for _ in range(100)])
         print("\n".join(r[0] for r in plan))
     for start in range(0, args.jobs, 100):
         n = min(100, args.jobs - start)
         await conn.fetch(
-            q.INSERT_JOBS_BULK, ORG, "bench", [{"i": i} for i in range(n)], [0] * n, 3, 300,
+            q.INSERT_JOBS_BULK, ORG, "bench", json_texts([{"i": i} for i in range(n)]), [0] * n, 3, 300,
             [None] * n, [None] * n, [str(uuid.uuid4()) for _ in range(n)],
         )
     wal1, (upd1, hot1) = await lsn(conn), await stats(conn)
@@ -119,12 +126,12 @@ async def run(dsn: str, args: argparse.Namespace) -> None:
     wal3, (upd3, hot3) = await lsn(conn), await stats(conn)
     if args.explain:
         job = claimed.pop()
-        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + q.COMPLETE_JOB,
-                                job["id"], ORG, "w1", job["lease_id"], None, None)
+        plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + q.ACK_JOBS,
+                                *complete_args(job))
         print("\n".join(r[0] for r in plan))
     t0 = time.perf_counter()
     for job in claimed:
-        await conn.fetchrow(q.COMPLETE_JOB, job["id"], ORG, "w1", job["lease_id"], None, None)
+        await conn.fetch(q.ACK_JOBS, *complete_args(job))
     complete_secs = time.perf_counter() - t0
     wal4, (upd4, hot4) = await lsn(conn), await stats(conn)
     sizes1 = await index_sizes(conn)

@@ -162,15 +162,13 @@ def _invalid(reason: str, **fields: object) -> Unauthorized:
     return Unauthorized(INVALID)
 
 
-def cached_key_context(raw_key: str, cache: VerifiedKeyCache,
-                       digest: str | None = None) -> AuthContext | None:
+def cached_key_context(raw_key: str, cache: VerifiedKeyCache) -> AuthContext | None:
     """The AuthContext of a usable, verified key row in `cache`; None when not cached (no query,
     no bcrypt). The caller must check the row's fingerprint in its transaction
     (`spooled_check_key`), which refuses a key revoked since it was cached."""
-    if digest is None:
-        if not keys.looks_like_api_key(raw_key):
-            return None
-        digest = keys.lookup_hash(raw_key)
+    if not keys.looks_like_api_key(raw_key):
+        return None
+    digest = keys.lookup_hash(raw_key)
     row = cache.rows.get(digest)
     if row is not None and _usable(row) and cache.is_verified(digest, row["key_hash"]):
         return context_from_key_row(row)
@@ -178,7 +176,7 @@ def cached_key_context(raw_key: str, cache: VerifiedKeyCache,
 
 
 async def authenticate_api_key(
-    conn: asyncpg.Connection, raw_key: str, cache: VerifiedKeyCache, *, cached: bool = False
+    conn: asyncpg.Connection, raw_key: str, cache: VerifiedKeyCache
 ) -> AuthContext:
     """Resolve a raw API key to an AuthContext.
 
@@ -188,10 +186,6 @@ async def authenticate_api_key(
     if not keys.looks_like_api_key(raw_key):
         raise _invalid("malformed")
     digest = keys.lookup_hash(raw_key)
-    if cached:  # only for callers that check the fingerprint in their transaction (fast lane)
-        context = cached_key_context(raw_key, cache, digest)
-        if context is not None:
-            return context
     row = await conn.fetchrow(SELECT_KEY_BY_LOOKUP, digest)
     if row is None:
         row = await _legacy_lookup(conn, raw_key, digest, cache)

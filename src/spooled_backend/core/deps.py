@@ -147,12 +147,10 @@ def bearer_token(request: Request) -> str:
 
 
 async def authenticate(
-    state: AppState, conn: asyncpg.Connection, credential: str, *, cached: bool = False
+    state: AppState, conn: asyncpg.Connection, credential: str
 ) -> AuthContext:
-    """API key or access JWT (CONTRACT §4.1/§4.2: a value starting with `eyJ` is a JWT).
-
-    `cached=True` lets an API key be authenticated from the process's key-row cache: only for
-    callers that run `spooled_check_key` in their transaction (core/fastlane.py).
+    """API key or access JWT (CONTRACT §4.1/§4.2: a value starting with `eyJ` is a JWT), read
+    from the database (`cached_api_key` is the cache-only lookup of the fast lane).
 
     Also usable by routes with their own credential sources (realtime `?token=`). Raises
     Unauthorized.
@@ -161,7 +159,7 @@ async def authenticate(
         return await authenticate_access_token(
             conn, state.settings.effective_jwt_secret, state.revocations, credential
         )
-    return await authenticate_api_key(conn, credential, state.key_cache, cached=cached)
+    return await authenticate_api_key(conn, credential, state.key_cache)
 
 
 def cached_api_key(state: AppState, credential: str) -> AuthContext | None:

@@ -135,7 +135,7 @@ class FastLane:
         auth = cached_api_key(state, credential)
         if auth is None:
             async with state.pool.acquire() as conn:
-                auth = await authenticate(state, conn, credential, cached=True)
+                auth = await authenticate(state, conn, credential)
         if state.rate_limiter is not None:
             decision = await enforce_tenant(state.rate_limiter, state.settings, auth)
             if decision is not None:

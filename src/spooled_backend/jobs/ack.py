@@ -1,8 +1,9 @@
 """Batch acknowledgement: `POST /api/v1/jobs/ack` (CONTRACT §20 D5, issue 8 point 2).
 
 One request, one transaction, one statement (`queries.ACK_JOBS`, array parameters) for up to 100
-completes and fails of one worker. Every item follows the single-job rules of `service.
-complete_job` / `service.fail_job`: the fence (worker, `lease_id` or R1 legacy fencing, unexpired
+completes and fails of one worker. `apply` is also what every single complete and fail runs
+(`service.complete_job` / `fail_job`, the group commit of jobs/coalesce.py), so each item gets
+the single-job rules by construction: the fence (worker, `lease_id` or R1 legacy fencing, unexpired
 lease), replays and lost leases reported per item exactly as the single routes would answer
 them (404 NOT_FOUND, 409 CONFLICT "Job is already completed", 409 LEASE_EXPIRED), retry with
 backoff or the DLQ, history rows, dependents and workflows settled once for the batch, events

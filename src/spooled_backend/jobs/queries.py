@@ -203,54 +203,6 @@ prior AS (
 )
 """
 
-# $5 result, $6 queue scope
-COMPLETE_JOB = f"""
-WITH {_prior(6)}, done AS (
-    UPDATE jobs j SET status = 'completed', result = $5, completed_at = now(),
-        lease_expires_at = NULL, updated_at = now()
-    FROM prior p WHERE {_FENCE}
-    RETURNING j.id, j.completed_at, j.has_dependents, j.workflow_id
-), {settled_cte("done")}, hist AS (
-    INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
-    SELECT $2, id, 'completed', $3, NULL FROM done
-)
-SELECT p.*, (SELECT completed_at FROM done) AS acked_at, {SETTLED_COLUMN} FROM prior p
-"""
-
-# $5 error, $6 allow_retry (bool), $7 queue scope.
-# Retry delay: min(2^min(retry_count, 6), 60) s (CONTRACT §8.3).
-FAIL_JOB = f"""
-WITH {_prior(7)}, done AS (
-    UPDATE jobs j SET
-        status = CASE WHEN $6 AND p.retry_count < p.max_retries THEN 'pending' ELSE 'deadletter' END,
-        retry_count = CASE WHEN $6 AND p.retry_count < p.max_retries
-                           THEN p.retry_count + 1 ELSE p.retry_count END,
-        scheduled_at = CASE WHEN $6 AND p.retry_count < p.max_retries
-            THEN now() + make_interval(secs => LEAST(power(2, LEAST(p.retry_count, 6)), 60))
-            ELSE j.scheduled_at END,
-        completed_at = CASE WHEN $6 AND p.retry_count < p.max_retries THEN NULL ELSE now() END,
-        last_error = $5, lease_expires_at = NULL, updated_at = now()
-    FROM prior p WHERE {_FENCE}
-    RETURNING j.id, j.status, j.retry_count, j.scheduled_at, j.updated_at, j.has_dependents,
-              j.workflow_id
-), {settled_cte("done", "status = 'deadletter'")}, dlq AS (
-    INSERT INTO dead_letter_queue (organization_id, job_id, queue_name, reason, original_payload,
-                                   error_details)
-    SELECT $2, d.id, p.queue_name, $5, p.payload,
-           jsonb_build_object('retry_count', d.retry_count, 'worker_id', $3::text)
-    FROM done d, prior p WHERE d.status = 'deadletter'
-), hist AS (
-    INSERT INTO job_history (organization_id, job_id, event_type, worker_id, details)
-    SELECT $2, id, CASE WHEN status = 'deadletter' THEN 'deadlettered' ELSE 'retry_scheduled' END,
-           $3, jsonb_build_object('error', $5::text, 'retry_count', retry_count,
-                                  'next_attempt_at', CASE WHEN status = 'pending' THEN scheduled_at END)
-    FROM done
-)
-SELECT p.*, d.status AS new_status, d.retry_count AS new_retry_count,
-       d.scheduled_at AS next_attempt_at, d.updated_at AS acked_at, {SETTLED_COLUMN}
-FROM prior p LEFT JOIN done d ON d.id = p.id
-"""
-
 # $5 lease seconds, $6 queue scope
 HEARTBEAT_JOB = f"""
 WITH {_prior(6)}, done AS (

@@ -22,7 +22,7 @@ from spooled_backend.core.pagination import clamp_page, has_more_header
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.core.validators import UtcDatetime, parse_uuid_id, valid_queue_name
 from spooled_backend.jobs import ack, batch, dependencies, listing, service
-from spooled_backend.jobs.rules import parse_order, parse_statuses, retry_delay_secs
+from spooled_backend.jobs.rules import parse_order, parse_statuses
 from spooled_backend.jobs.schemas import (
     Acked,
     AckJobs,
@@ -365,12 +365,9 @@ async def fail_job(job_id: str, request: Request, state: State, auth: Auth) -> J
     body = await parse_body(request, FailJob, clean=("error",))  # R15: cleaned, not refused
     job = parse_uuid_id(job_id)
     item = ack.AckItem("fail", job, body.worker_id, body.lease_id, error=clean_text(body.error))
-    row = await state.acks.submit(auth, item, conflict=job)
-    will_retry = row["new_status"] == "pending"
-    return json_response({
-        "success": True, "will_retry": will_retry,
-        "retry_delay_secs": retry_delay_secs(row["retry_count"]) if will_retry else 0,
-    })
+    outcome = service.fail_outcome(await state.acks.submit(auth, item, conflict=job))
+    return json_response({"success": True, "will_retry": outcome.will_retry,
+                          "retry_delay_secs": outcome.retry_delay_secs})
 
 
 @router.post(

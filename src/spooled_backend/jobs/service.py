@@ -27,13 +27,12 @@ from spooled_backend.core.errors import (
 )
 from spooled_backend.core.events import Events
 from spooled_backend.core.jsonvalue import check_storable, clean_text, json_size, json_texts
-from spooled_backend.jobs import dependencies
+from spooled_backend.jobs import ack, dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.rules import retry_delay_secs
 from spooled_backend.observability import metrics, tracing
 from spooled_backend.organizations import quota_queries, quotas
 from spooled_backend.organizations.plans import limits_for, upgrade_tier
-from spooled_backend.workers import counters
 
 TERMINAL = ("completed", "failed", "deadletter", "cancelled")
 
@@ -312,6 +311,24 @@ def _count_legacy(operation: str, lease_id: str | None) -> None:
         metrics.LEGACY_ACKS.labels(operation=operation).inc()
 
 
+@dataclass(frozen=True)
+class FailOutcome:
+    will_retry: bool
+    retry_delay_secs: int
+    status: str
+
+
+def fail_outcome(row: asyncpg.Record) -> FailOutcome:
+    """The fail route's answer from an applied ACK_JOBS row: retry with backoff (§8.3) when
+    the job went back to pending, else dead-lettered."""
+    will_retry = row["new_status"] == "pending"
+    return FailOutcome(
+        will_retry=will_retry,
+        retry_delay_secs=retry_delay_secs(row["retry_count"]) if will_retry else 0,
+        status=row["new_status"],
+    )
+
+
 async def complete_job(
     conn: asyncpg.Connection,
     auth: AuthContext,
@@ -321,34 +338,11 @@ async def complete_job(
     result: Any,
     events: Events,
 ) -> None:
-    """processing → completed, fenced by worker and `lease_id` (None = legacy fencing, §21 R1).
-    Replays answer 409."""
-    _count_legacy("complete", lease_id)
-    prior = await conn.fetchrow(
-        q.COMPLETE_JOB, job_id, auth.organization_id, worker_id, lease_id, result,
-        auth.scope_filter,
-    )
-    if prior is None or prior["acked_at"] is None:
-        _ack_outcome(prior, worker_id, lease_id)
-    assert prior is not None
-    duration = (prior["acked_at"] - (prior["started_at"] or prior["acked_at"])).total_seconds()
-    metrics.JOBS_COMPLETED.inc(queue=prior["queue_name"], organization=auth.organization_id)
-    counters.count_after_commit(auth.organization_id, worker_id, processed=1)
-    if tracing.ENABLED:
-        await tracing.job_finished(conn, auth.organization_id, job_id, prior["queue_name"],
-                                   "complete", prior["started_at"], worker_id=worker_id)
-    metrics.JOB_DURATION.observe(
-        max(duration, 0.0), queue=prior["queue_name"], organization=auth.organization_id
-    )
-    events.job_completed(auth.organization_id, job_id, prior["queue_name"], int(duration * 1000), result)
-    dependencies.emit(events, prior["settled"])
-
-
-@dataclass(frozen=True)
-class FailOutcome:
-    will_retry: bool
-    retry_delay_secs: int
-    status: str
+    """processing → completed in the caller's transaction, fenced by worker and `lease_id`
+    (None = legacy fencing, §21 R1). Replays answer 409. The same statement as the batch ack
+    and the group commit (`ack.apply`), so every door applies one set of rules."""
+    await _ack_one(conn, auth, ack.AckItem("complete", job_id, worker_id, lease_id, result),
+                   events)
 
 
 async def fail_job(
@@ -359,37 +353,19 @@ async def fail_job(
     lease_id: str | None,
     error: str,
     events: Events,
-    allow_retry: bool = True,
 ) -> FailOutcome:
     """processing → pending (retry with backoff, §8.3) or deadletter; fenced like complete.
     `error` is cleaned (NUL removed, lone surrogates → U+FFFD, §21 R15) for every door."""
-    _count_legacy("fail", lease_id)
-    error = clean_text(error)
-    prior = await conn.fetchrow(
-        q.FAIL_JOB, job_id, auth.organization_id, worker_id, lease_id, error, allow_retry,
-        auth.scope_filter,
-    )
-    if prior is None or prior["acked_at"] is None:
-        _ack_outcome(prior, worker_id, lease_id)
-    assert prior is not None
-    metrics.JOBS_FAILED.inc(queue=prior["queue_name"], organization=auth.organization_id)
-    counters.count_after_commit(auth.organization_id, worker_id, failed=1)
-    if tracing.ENABLED:
-        await tracing.job_finished(conn, auth.organization_id, job_id, prior["queue_name"], "fail",
-                                   prior.get("started_at"), new_status=prior["new_status"])
-    new_status = prior["new_status"]
-    will_retry = new_status == "pending"
-    if not will_retry:
-        metrics.JOBS_DEADLETTERED.inc(queue=prior["queue_name"], organization=auth.organization_id)
-    events.job_failed(
-        auth.organization_id, job_id, prior["queue_name"], error, prior["new_retry_count"], new_status
-    )
-    dependencies.emit(events, prior["settled"])
-    return FailOutcome(
-        will_retry=will_retry,
-        retry_delay_secs=retry_delay_secs(prior["retry_count"]) if will_retry else 0,
-        status=new_status,
-    )
+    item = ack.AckItem("fail", job_id, worker_id, lease_id, error=clean_text(error))
+    return fail_outcome(await _ack_one(conn, auth, item, events))
+
+
+async def _ack_one(conn: asyncpg.Connection, auth: AuthContext, item: ack.AckItem,
+                   events: Events) -> asyncpg.Record:
+    [outcome] = await ack.apply(conn, auth, [item], events)
+    if isinstance(outcome, SpooledError):
+        raise outcome
+    return outcome
 
 
 async def heartbeat_job(
