@@ -27,6 +27,7 @@ from spooled_backend.db.pool import create_pool
 from spooled_backend.db.redis import redis_from_url
 from spooled_backend.health.routes import router as health_router
 from spooled_backend.jobs import coalesce, wakeup
+from spooled_backend.jobs import queries as jobs_queries
 from spooled_backend.jobs.routes import HOT_ROUTES as JOBS_HOT_ROUTES
 from spooled_backend.jobs.routes import router as jobs_router
 from spooled_backend.observability import metrics, tracing
@@ -116,6 +117,7 @@ def create_app(settings: Settings, database_url: str, *, run_loops: bool = True)
             version=package_version(),
         )
         state.acks, state.creates = coalesce.for_acks(state), coalesce.for_creates(state)
+        await state.one_trip.install(pool, jobs_queries.ONE_TRIP)
         state.listener = Listener(listen_dsn(database_url, settings.database_direct_url))
         await state.listener.start()
         await state.listener.subscribe(wakeup.CHANNEL, state.claim_wakeups.on_notify)

@@ -14,6 +14,7 @@ from spooled_backend.auth.revocation import RevocationStore
 from spooled_backend.auth.service import VerifiedKeyCache
 from spooled_backend.config import Settings
 from spooled_backend.db.listener import Listener
+from spooled_backend.db.onetrip import OneTrip
 from spooled_backend.jobs.wakeup import ClaimWakeups
 from spooled_backend.ratelimit.limiter import RateLimiter
 from spooled_backend.realtime.bus import EventBus
@@ -51,3 +52,6 @@ class AppState:
     # set in the lifespan.
     acks: GroupCommit[Any] = None  # type: ignore[assignment]
     creates: GroupCommit[Any] = None  # type: ignore[assignment]
+    # The hot statements as single-round-trip functions (db/onetrip.py), installed in the
+    # lifespan.
+    one_trip: OneTrip = field(default_factory=OneTrip)

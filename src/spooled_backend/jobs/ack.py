@@ -28,6 +28,7 @@ from spooled_backend.core.errors import BadRequest, NotFound, SpooledError
 from spooled_backend.core.events import Events
 from spooled_backend.core.jsonvalue import json_texts
 from spooled_backend.core.validators import parse_uuid_id
+from spooled_backend.db.onetrip import Bound
 from spooled_backend.jobs import dependencies, service
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.schemas import AckJobs
@@ -57,9 +58,10 @@ def _failure(job_id: str, exc: SpooledError) -> dict[str, Any]:
 
 
 async def ack_jobs(
-    conn: asyncpg.Connection, settings: Settings, auth: AuthContext, body: AckJobs, events: Events
+    db: Bound, settings: Settings, auth: AuthContext, body: AckJobs, events: Events
 ) -> dict[str, list[dict[str, Any]]]:
-    """Apply the batch; per-item outcomes (module docstring). 400 over 100 items or none."""
+    """Apply the batch as its own transaction; per-item outcomes (module docstring). 400 over
+    100 items or none."""
     worker = body.worker_id
     items = [AckItem("complete", c.job_id, worker, c.lease_id, c.result) for c in body.completed]
     items += [AckItem("fail", f.job_id, worker, f.lease_id, error=f.error) for f in body.failed]
@@ -83,7 +85,7 @@ async def ack_jobs(
             continue
         send.append(index)
     if send:
-        outcomes = await apply(conn, auth, [items[i] for i in send], events)
+        outcomes = await apply_alone(db, auth, [items[i] for i in send], events)
         for index, outcome in zip(send, outcomes, strict=True):
             job_id = items[index].job_id
             results[index] = (_failure(job_id, outcome) if isinstance(outcome, SpooledError)
@@ -99,8 +101,24 @@ async def apply(
     (applied: `new_status`, prior `retry_count`, …) or the SpooledError the single route would
     raise (404/409, `service.ack_refusal`). Events, metrics and worker counters follow each
     applied item after commit; dependents are settled once for all of them."""
-    rows = await conn.fetch(
-        q.ACK_JOBS,
+    rows = await conn.fetch(q.ACK_JOBS, *_ack_arguments(auth, items))
+    return await _settle(conn, auth, items, rows, events)
+
+
+async def apply_alone(
+    db: Bound, auth: AuthContext, items: Sequence[AckItem], events: Events
+) -> list[Outcome]:
+    """`apply` as a transaction of its own: one round trip (db/onetrip.py), or BEGIN…COMMIT
+    when tracing adds statements."""
+    if tracing.ENABLED:
+        async with db.transaction() as conn:
+            return await apply(conn, auth, items, events)
+    rows = await db.fetch_alone(q.ACK_JOBS, *_ack_arguments(auth, items))
+    return await _settle(None, auth, items, rows, events)
+
+
+def _ack_arguments(auth: AuthContext, items: Sequence[AckItem]) -> tuple[Any, ...]:
+    return (
         auth.organization_id,
         [i.worker_id for i in items],
         [i.job_id for i in items],
@@ -110,6 +128,13 @@ async def apply(
         [i.error for i in items],
         auth.scope_filter,
     )
+
+
+async def _settle(
+    conn: asyncpg.Connection | None, auth: AuthContext, items: Sequence[AckItem],
+    rows: list[asyncpg.Record], events: Events,
+) -> list[Outcome]:
+    """Per item its outcome, then the after-commit work (`conn`: for tracing only)."""
     outcomes: list[Outcome] = []
     tally: dict[str, list[int]] = {}  # worker → [processed, failed]
     for item, row in zip(items, rows, strict=True):
@@ -127,7 +152,7 @@ async def apply(
 
 
 async def _outcome(
-    conn: asyncpg.Connection, auth: AuthContext, item: AckItem, row: asyncpg.Record,
+    conn: asyncpg.Connection | None, auth: AuthContext, item: AckItem, row: asyncpg.Record,
     events: Events,
 ) -> Outcome:
     if item.lease_id is None:  # counted whether or not it applies, like the single routes
@@ -145,7 +170,7 @@ async def _outcome(
         duration = max((acked - (row["started_at"] or acked)).total_seconds(), 0.0)
         metrics.JOBS_COMPLETED.inc(queue=queue, organization=org)
         metrics.JOB_DURATION.observe(duration, queue=queue, organization=org)
-        if tracing.ENABLED:
+        if conn is not None and tracing.ENABLED:  # conn: only when tracing (apply_alone)
             await tracing.job_finished(conn, org, job_id, queue, "complete", row["started_at"],
                                        worker_id=item.worker_id)
         events.job_completed(org, job_id, queue, int(duration * 1000), item.result)
@@ -154,7 +179,7 @@ async def _outcome(
         metrics.JOBS_FAILED.inc(queue=queue, organization=org)
         if new_status != "pending":
             metrics.JOBS_DEADLETTERED.inc(queue=queue, organization=org)
-        if tracing.ENABLED:
+        if conn is not None and tracing.ENABLED:  # conn: only when tracing (apply_alone)
             await tracing.job_finished(conn, org, job_id, queue, "fail", row["started_at"],
                                        new_status=new_status)
         events.job_failed(org, job_id, queue, item.error or "", row["new_retry_count"], new_status)

@@ -39,24 +39,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import asyncpg
 import structlog
 
 from spooled_backend.core.context import AuthContext
-from spooled_backend.core.deps import transaction_on
 from spooled_backend.core.tenancy import KEY_CHANGED
+from spooled_backend.db import onetrip
 
 if TYPE_CHECKING:
     from spooled_backend.core.state import AppState
 
 log = structlog.get_logger(__name__)
 
-MAX_IN_FLIGHT = 1  # batches per (organization, scope) and kind in the database at once
+MAX_IN_FLIGHT = int(__import__("os").environ.get("SPOOLED_GC_INFLIGHT", "1"))  # batches per (organization, scope) and kind in the database at once
 MAX_ITEMS = 100
 T = TypeVar("T")
-# Applies a batch in the caller's transaction: per item, in order, its result or the
-# SpooledError its single route would raise (nothing written for that item).
-ApplyBatch = Callable[[asyncpg.Connection, AuthContext, list[Any]], Awaitable[list[Any]]]
+# Applies a batch as one transaction on the bound connection (one round trip when it is one
+# statement, db/onetrip.py): per item, in order, its result or the SpooledError its single
+# route would raise (nothing written for that item).
+ApplyBatch = Callable[[onetrip.Bound, AuthContext, list[Any]], Awaitable[list[Any]]]
 Key = tuple[str, tuple[str, ...] | None]  # (organization id, the key's queue scope)
 
 
@@ -136,11 +136,9 @@ class GroupCommit(Generic[T]):
         state = self.state
         auth = batch[0].auth  # same organization and scope for every item of the batch
         checks = list({(p.auth.api_key_id, p.auth.fingerprint) for p in batch})
-        async with state.pool.acquire() as conn, transaction_on(
-            conn, state, None, (auth.organization_id, state.tenant_role), checks,
-            generic_plans=True,  # no re-planning of the array statements (tenancy.begin_bound)
-        ):
-            return await self.apply(conn, auth, [p.item for p in batch])
+        async with state.pool.acquire() as conn:
+            db = onetrip.bound(state, conn, auth, checks)
+            return await self.apply(db, auth, [p.item for p in batch])
 
 
 def _settle(future: asyncio.Future[Any], outcome: object) -> None:
@@ -157,8 +155,8 @@ def for_acks(state: AppState) -> GroupCommit[Any]:
     with `conflict=job_id`. Result: the ACK row (`new_status`, prior `retry_count`, …)."""
     from spooled_backend.jobs import ack
 
-    async def apply(conn: asyncpg.Connection, auth: AuthContext, items: list[Any]) -> list[Any]:
-        return await ack.apply(conn, auth, items, state.events)
+    async def apply(db: onetrip.Bound, auth: AuthContext, items: list[Any]) -> list[Any]:
+        return await ack.apply_alone(db, auth, items, state.events)
 
     return GroupCommit(state, apply, ack.MAX_ITEMS)
 
@@ -169,7 +167,7 @@ def for_creates(state: AppState) -> GroupCommit[Any]:
     created)`."""
     from spooled_backend.jobs import service
 
-    async def apply(conn: asyncpg.Connection, auth: AuthContext, jobs: list[Any]) -> list[Any]:
-        return await service.create_jobs(conn, state.settings, auth, jobs, state.events)
+    async def apply(db: onetrip.Bound, auth: AuthContext, jobs: list[Any]) -> list[Any]:
+        return await service.create_jobs(db, state.settings, auth, jobs, state.events)
 
     return GroupCommit(state, apply)

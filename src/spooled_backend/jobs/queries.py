@@ -402,3 +402,7 @@ SELECT i.ord, i.id AS job_id, p.status, p.assigned_worker_id, p.lease_id, p.queu
 FROM items i LEFT JOIN prior p ON p.id = i.id LEFT JOIN done d ON d.id = i.id
 ORDER BY i.ord
 """
+
+# The statements that are a whole transaction by themselves on the hot path, run in one round
+# trip (db/onetrip.py): text → generic plans (the array statements; see tenancy.begin_bound).
+ONE_TRIP = {ACK_JOBS: True, INSERT_JOBS_MANY: True, CLAIM_JOBS: False, NEXT_DUE: False}

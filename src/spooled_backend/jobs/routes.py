@@ -21,6 +21,7 @@ from spooled_backend.core.openapi import doc
 from spooled_backend.core.pagination import clamp_page, has_more_header
 from spooled_backend.core.responses import JSONBody, empty_response, json_response
 from spooled_backend.core.validators import UtcDatetime, parse_uuid_id, valid_queue_name
+from spooled_backend.db import onetrip
 from spooled_backend.jobs import ack, batch, dependencies, listing, service
 from spooled_backend.jobs.rules import parse_order, parse_statuses
 from spooled_backend.jobs.schemas import (
@@ -185,7 +186,7 @@ async def bulk_enqueue(request: Request, state: State, conn: Conn, auth: Auth) -
 
 
 @router.post("/jobs/claim", **doc(ClaimResult, body=ClaimJobs, errors=(403,)))
-async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+async def claim_jobs(request: Request, state: State, auth: Auth) -> JSONBody:
     """Lease up to `limit` ready jobs → `{jobs: [{id, queue_name, payload, retry_count,
     max_retries, timeout_seconds, lease_expires_at, lease_id}]}`; empty when idle or paused.
     `lease_duration_secs` 5..3600 (default WORKER_LEASE_DURATION_SECS).
@@ -206,21 +207,23 @@ async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> 
     lease = body.lease_duration_secs or state.settings.worker_lease_duration_secs
     wakeups = state.claim_wakeups
     ticket = wakeups.ticket(auth.organization_id, body.queue_name)  # before the claim's snapshot
-    jobs = await service.claim_jobs(
-        conn, auth, body.queue_name, body.worker_id, body.limit, lease, state.events
-    )
-    if jobs and len(jobs) == body.limit:
-        wakeups.wake(auth.organization_id, body.queue_name)  # there may be more: next claimer
-    elif not jobs and body.wait_ms:
-        remaining = request.state.claim_deadline - time.monotonic()
-        if remaining > 0:
-            if not wakeups.due_known(auth.organization_id, body.queue_name):
-                generation = wakeups.due_generation()
-                due = await service.next_due_epoch(conn, auth, body.queue_name)
-                wakeups.set_due(auth.organization_id, body.queue_name, due, generation)
-            request.state.claim_wait = functools.partial(
-                wakeups.wait, auth.organization_id, body.queue_name, remaining, ticket
-            )
+    async with state.pool.acquire() as conn:
+        db = onetrip.bound(state, conn, auth)
+        jobs = await service.claim_jobs_alone(
+            db, auth, body.queue_name, body.worker_id, body.limit, lease, state.events
+        )
+        if jobs and len(jobs) == body.limit:
+            wakeups.wake(auth.organization_id, body.queue_name)  # there may be more: next claimer
+        elif not jobs and body.wait_ms:
+            remaining = request.state.claim_deadline - time.monotonic()
+            if remaining > 0:
+                if not wakeups.due_known(auth.organization_id, body.queue_name):
+                    generation = wakeups.due_generation()
+                    due = await service.next_due_epoch(db, auth, body.queue_name)
+                    wakeups.set_due(auth.organization_id, body.queue_name, due, generation)
+                request.state.claim_wait = functools.partial(
+                    wakeups.wait, auth.organization_id, body.queue_name, remaining, ticket
+                )
     out = [
         {
             "id": j["id"],
@@ -239,7 +242,7 @@ async def claim_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> 
 
 
 @router.post("/jobs/ack", **doc(AckResult, body=AckJobs, errors=(400, 403, 422)))
-async def ack_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> JSONBody:
+async def ack_jobs(request: Request, state: State, auth: Auth) -> JSONBody:
     """Batch acknowledgement (CONTRACT §20 D5): `{worker_id, completed: [{job_id, lease_id?,
     result?}], failed: [{job_id, lease_id?, error}]}`, at most 100 items together →
     `{results: [{job_id, success: true} | {job_id, success: false, code, message}]}`
@@ -247,7 +250,10 @@ async def ack_jobs(request: Request, state: State, conn: Conn, auth: Auth) -> JS
     rules of `/jobs/{id}/complete` and `/jobs/{id}/fail` (fencing, 404/409 per item, retry or
     DLQ, dependents, events). 400 when empty or over 100 items."""
     body = await parse_body(request, AckJobs)
-    return json_response(await ack.ack_jobs(conn, state.settings, auth, body, state.events))
+    async with state.pool.acquire() as conn:
+        answer = await ack.ack_jobs(onetrip.bound(state, conn, auth), state.settings, auth, body,
+                                    state.events)
+    return json_response(answer)
 
 
 @router.get("/jobs/dlq", **doc(list[JobSummary], errors=(400,)))

@@ -27,6 +27,7 @@ from spooled_backend.core.errors import (
 )
 from spooled_backend.core.events import Events
 from spooled_backend.core.jsonvalue import check_storable, clean_text, json_size, json_texts
+from spooled_backend.db.onetrip import Bound
 from spooled_backend.jobs import ack, dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.rules import retry_delay_secs
@@ -177,62 +178,84 @@ async def create_job(
 
 
 async def create_jobs(
-    conn: asyncpg.Connection, settings: Settings, auth: AuthContext, jobs: list[NewJob],
-    events: Events,
+    db: Bound, settings: Settings, auth: AuthContext, jobs: list[NewJob], events: Events,
 ) -> list[tuple[str, bool] | SpooledError]:
-    """Many single creates of one organization in the caller's transaction (jobs/coalesce.py):
-    per job, in order, `create_job`'s `(job_id, created)` or the SpooledError it would raise.
+    """Many single creates of one organization as one transaction (jobs/coalesce.py): per job,
+    in order, `create_job`'s `(job_id, created)` or the SpooledError it would raise.
 
     Jobs without a parent, of an organization that no quota limits (no `queues`,
     `active_jobs` or `jobs_per_day` cap: quotas are decided per job), are inserted by one
-    statement (`INSERT_JOBS_MANY`, the same rows, history and defaults as INSERT_JOB); the
-    others go through `create_job` one by one. Idempotency keys must be distinct within one
-    call (the coalescer sends a repeated key in the next batch)."""
-    out: list[tuple[str, bool] | SpooledError | None] = [None] * len(jobs)
-    together: list[int] = []
+    statement (`INSERT_JOBS_MANY`, the same rows, history and defaults as INSERT_JOB), in one
+    round trip when that is the whole transaction (db/onetrip.py); the others go through
+    `create_job` one by one. Idempotency keys must be distinct within one call (the coalescer
+    sends a repeated key in the next batch)."""
     limits = quotas.effective_limits(settings, auth)
     unlimited = all(limits[k] is None for k in ("max_queues", "max_active_jobs", "max_jobs_per_day"))
+    alone = not tracing.ENABLED and unlimited and all(j.parent_job_id is None for j in jobs)
+    transaction = nullcontext(None) if alone else db.transaction()
+    async with transaction as conn:
+        out, together = await _split(conn, settings, auth, jobs, unlimited, events)
+        if together:
+            await _insert_together(db.fetch_alone if conn is None else conn.fetch, conn,
+                                   settings, auth, jobs, together, out, events)
+        return out
+
+
+async def _split(
+    conn: asyncpg.Connection | None, settings: Settings, auth: AuthContext, jobs: list[NewJob],
+    unlimited: bool, events: Events,
+) -> tuple[list[Any], list[int]]:
+    """Per job: `create_job`'s answer for those that quotas or a parent decide one by one (in
+    `conn`'s transaction; only then is `conn` used), its 4xx, or None and its index in the
+    second list (to insert together)."""
+    out: list[Any] = [None] * len(jobs)
+    together: list[int] = []
     for index, job in enumerate(jobs):
-        if not unlimited or job.parent_job_id is not None:
-            try:
-                out[index] = await create_job(conn, settings, auth, job, events)
-            except SpooledError as exc:
-                out[index] = exc
-            continue
         try:
+            if not unlimited or job.parent_job_id is not None:
+                assert conn is not None
+                out[index] = await create_job(conn, settings, auth, job, events)
+                continue
             check_new_job(settings, auth, job)
         except SpooledError as exc:
             out[index] = exc
             continue
         together.append(index)
-    if together:
-        batch = [jobs[i] for i in together]
-        new_ids = [str(uuid.uuid4()) for _ in batch]
-        rows = await conn.fetch(
-            q.INSERT_JOBS_MANY, auth.organization_id,
-            [j.queue_name for j in batch], json_texts([j.payload for j in batch]),
-            [j.priority for j in batch], [j.max_retries for j in batch],
-            [j.timeout_seconds for j in batch], [j.scheduled_at for j in batch],
-            [j.expires_at for j in batch], [j.idempotency_key for j in batch],
-            json_texts([j.tags for j in batch]), [j.completion_webhook for j in batch],
-            [j.completion_webhook_secret for j in batch], new_ids,
-            settings.queue_default_max_retries, settings.queue_default_timeout_secs,
-        )
-        by_key = {r["idempotency_key"]: r for r in rows if r["idempotency_key"] is not None}
-        by_id = {r["id"]: r for r in rows}
-        created: dict[str, list[str]] = {}
-        for index, job, new_id in zip(together, batch, new_ids, strict=True):
-            row = by_key[job.idempotency_key] if job.idempotency_key else by_id[new_id]
-            out[index] = (row["id"], row["created"])
-            if row["created"]:
-                metrics.JOBS_ENQUEUED.inc(queue=job.queue_name, organization=auth.organization_id)
-                events.job_created(auth.organization_id, row["id"], job.queue_name,
-                                   row["priority"], row["status"])
-                created.setdefault(job.queue_name, []).append(row["id"])
-        if tracing.ENABLED:
-            for queue_name, ids in created.items():
-                await tracing.job_enqueued(conn, auth.organization_id, queue_name, ids)
-    return out  # type: ignore[return-value]
+    return out, together
+
+
+async def _insert_together(
+    fetch: Any, conn: asyncpg.Connection | None, settings: Settings, auth: AuthContext,
+    jobs: list[NewJob], together: list[int], out: list[Any], events: Events,
+) -> None:
+    """INSERT_JOBS_MANY for `jobs[i] for i in together`; fills `out[i]` with `(id, created)`,
+    then metrics and events (`conn` for tracing, in the caller's transaction)."""
+    batch = [jobs[i] for i in together]
+    new_ids = [str(uuid.uuid4()) for _ in batch]
+    rows = await fetch(
+        q.INSERT_JOBS_MANY, auth.organization_id,
+        [j.queue_name for j in batch], json_texts([j.payload for j in batch]),
+        [j.priority for j in batch], [j.max_retries for j in batch],
+        [j.timeout_seconds for j in batch], [j.scheduled_at for j in batch],
+        [j.expires_at for j in batch], [j.idempotency_key for j in batch],
+        json_texts([j.tags for j in batch]), [j.completion_webhook for j in batch],
+        [j.completion_webhook_secret for j in batch], new_ids,
+        settings.queue_default_max_retries, settings.queue_default_timeout_secs,
+    )
+    by_key = {r["idempotency_key"]: r for r in rows if r["idempotency_key"] is not None}
+    by_id = {r["id"]: r for r in rows}
+    created: dict[str, list[str]] = {}
+    for index, job, new_id in zip(together, batch, new_ids, strict=True):
+        row = by_key[job.idempotency_key] if job.idempotency_key else by_id[new_id]
+        out[index] = (row["id"], row["created"])
+        if row["created"]:
+            metrics.JOBS_ENQUEUED.inc(queue=job.queue_name, organization=auth.organization_id)
+            events.job_created(auth.organization_id, row["id"], job.queue_name,
+                               row["priority"], row["status"])
+            created.setdefault(job.queue_name, []).append(row["id"])
+    if conn is not None and tracing.ENABLED:
+        for queue_name, ids in created.items():
+            await tracing.job_enqueued(conn, auth.organization_id, queue_name, ids)
 
 
 async def get_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str) -> dict[str, Any]:
@@ -255,27 +278,58 @@ async def claim_jobs(
     lease_secs: int,
     events: Events,
 ) -> list[dict[str, Any]]:
-    """Lease up to `limit` ready jobs (priority DESC, created_at ASC). Empty when paused/idle.
+    """Lease up to `limit` ready jobs (priority DESC, created_at ASC), in the caller's
+    transaction. Empty when paused/idle.
 
     A queue with `rate_limit` (jobs/second) hands out at most what its token bucket allows,
     across all replicas; the bucket lives in the claim statement (queues/ratelimit.py).
     """
     auth.require_queue(queue_name)
-    rows = await conn.fetch(
-        q.CLAIM_JOBS, auth.organization_id, queue_name, limit, worker_id, float(lease_secs)
-    )
-    claimed = [dict(r) for r in rows]
+    rows = await conn.fetch(q.CLAIM_JOBS, *_claim_arguments(auth, queue_name, worker_id, limit,
+                                                            lease_secs))
+    claimed = _started(auth, queue_name, worker_id, rows, events)
     if tracing.ENABLED:
         await tracing.jobs_claimed(conn, auth.organization_id, claimed, worker_id)
+    return claimed
+
+
+async def claim_jobs_alone(
+    db: Bound,
+    auth: AuthContext,
+    queue_name: str,
+    worker_id: str,
+    limit: int,
+    lease_secs: int,
+    events: Events,
+) -> list[dict[str, Any]]:
+    """`claim_jobs` as a transaction of its own: one round trip (db/onetrip.py), or
+    BEGIN…COMMIT when tracing adds statements."""
+    if tracing.ENABLED:
+        async with db.transaction(generic_plans=False) as conn:
+            return await claim_jobs(conn, auth, queue_name, worker_id, limit, lease_secs, events)
+    auth.require_queue(queue_name)
+    rows = await db.fetch_alone(q.CLAIM_JOBS, *_claim_arguments(auth, queue_name, worker_id,
+                                                                limit, lease_secs))
+    return _started(auth, queue_name, worker_id, rows, events)
+
+
+def _claim_arguments(auth: AuthContext, queue_name: str, worker_id: str, limit: int,
+                     lease_secs: int) -> tuple[Any, ...]:
+    return auth.organization_id, queue_name, limit, worker_id, float(lease_secs)
+
+
+def _started(auth: AuthContext, queue_name: str, worker_id: str, rows: list[asyncpg.Record],
+             events: Events) -> list[dict[str, Any]]:
+    claimed = [dict(r) for r in rows]
     for job in claimed:
         events.job_started(auth.organization_id, job["id"], queue_name, worker_id)
     return claimed
 
 
-async def next_due_epoch(conn: asyncpg.Connection, auth: AuthContext, queue_name: str) -> float | None:
+async def next_due_epoch(db: Bound, auth: AuthContext, queue_name: str) -> float | None:
     """When the queue's earliest not-yet-due job becomes claimable (epoch seconds), or None."""
-    due = await conn.fetchval(q.NEXT_DUE, auth.organization_id, queue_name)
-    return float(due) if due is not None else None
+    [row] = await db.fetch_alone(q.NEXT_DUE, auth.organization_id, queue_name)
+    return float(row[0]) if row[0] is not None else None
 
 
 def _ack_outcome(prior: asyncpg.Record | None, worker_id: str, lease_id: str | None) -> None:

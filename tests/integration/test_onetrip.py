@@ -1,0 +1,153 @@
+"""Single-statement tenant transactions in one round trip (db/onetrip.py): the generated
+functions bind the tenant (RLS applies), check cached keys before writing, commit alone, and
+the service falls back to BEGIN…COMMIT when a function is missing or cannot be created."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from spooled_backend.core.jsonvalue import json_texts
+from spooled_backend.core.tenancy import KEY_CHANGED, TENANT_ROLE
+from spooled_backend.db.onetrip import PREFIX, OneTrip
+from spooled_backend.db.pool import _init_connection
+from spooled_backend.jobs import queries as q
+from tests.conftest import Api
+
+
+class Recording(asyncpg.Connection):  # type: ignore[misc]
+    """Remembers every query text it was given."""
+
+    sent: list[str]
+
+    def _record(self, query: str) -> None:
+        if not hasattr(self, "sent"):
+            self.sent = []
+        self.sent.append(query)
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        self._record(query)
+        return await super().execute(query, *args, timeout=timeout)  # type: ignore[no-any-return]
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None,
+                    record_class: Any = None) -> list[Any]:
+        self._record(query)
+        return await super().fetch(query, *args, timeout=timeout)  # type: ignore[no-any-return]
+
+
+@pytest_asyncio.fixture
+async def recording(db_url: str) -> AsyncIterator[Recording]:
+    connection = await asyncpg.connect(db_url, connection_class=Recording)
+    await _init_connection(connection)
+    yield connection
+    await connection.close()
+
+
+def _insert_args(org_id: str, queue: str) -> tuple[Any, ...]:
+    """INSERT_JOBS_MANY's parameters for one job (payload {"n": 1})."""
+    return (org_id, [queue], json_texts([{"n": 1}]), [0], [None], [None], [None], [None],
+            [None], json_texts([None]), [None], [None], [str(uuid.uuid4())], 3, 300)
+
+
+async def _jobs(api: Api, org_id: str, queue: str) -> int:
+    async with api.state.pool.acquire() as c:
+        return int(await c.fetchval(
+            "SELECT count(*) FROM jobs WHERE organization_id = $1 AND queue_name = $2", org_id, queue))
+
+
+async def test_installed_at_startup_and_one_query_without_begin(
+    api: Api, tenant: dict[str, Any], recording: Recording
+) -> None:
+    one_trip = api.state.one_trip
+    assert set(one_trip.calls) == set(q.ONE_TRIP)
+    assert all(call.startswith(f"SELECT * FROM {PREFIX}") for call in one_trip.calls.values())
+    org = tenant["org_id"]
+    rows = await one_trip.fetch(recording, (org, TENANT_ROLE), [], q.INSERT_JOBS_MANY,
+                                *_insert_args(org, "one"))
+    assert [(r["queue_name"], r["status"], r["created"]) for r in rows] == [("one", "pending", True)]
+    assert recording.sent == [one_trip.calls[q.INSERT_JOBS_MANY]]  # no BEGIN, no COMMIT
+    assert await _jobs(api, org, "one") == 1  # committed by itself
+    # the binding ended with the call: the connection acts as the login role again
+    row = await recording.fetchrow(
+        "SELECT current_user AS who, current_setting('app.current_org_id', true) AS org")
+    assert row["who"] != TENANT_ROLE and not row["org"]
+
+
+async def test_row_level_security_applies_inside(api: Api, tenant: dict[str, Any]) -> None:
+    org = tenant["org_id"]
+    other = (await api.create_org())["organization"]["id"]
+    created = await api.client.post("/api/v1/jobs", json={"queue_name": "rls", "payload": {}},
+                                    headers=tenant["headers"])
+    assert created.status_code == 201, created.text
+    claim = (org, "rls", 10, "w", 30.0)
+    async with api.state.pool.acquire() as conn:
+        # bound to the other organization, the statement's own filter names `org`: RLS hides it
+        assert await api.state.one_trip.fetch(conn, (other, TENANT_ROLE), [], q.CLAIM_JOBS, *claim) == []
+        rows = await api.state.one_trip.fetch(conn, (org, TENANT_ROLE), [], q.CLAIM_JOBS, *claim)
+    assert [r["id"] for r in rows] == [created.json()["id"]]
+    assert rows[0]["status"] == "processing"
+
+
+async def test_a_changed_key_is_refused_before_anything_is_written(
+    api: Api, tenant: dict[str, Any]
+) -> None:
+    org = tenant["org_id"]
+    async with api.state.pool.acquire() as conn:
+        key_id = await conn.fetchval("SELECT id FROM api_keys WHERE organization_id = $1", org)
+        with pytest.raises(asyncpg.PostgresError) as raised:
+            await api.state.one_trip.fetch(conn, (org, TENANT_ROLE), [(key_id, "0" * 32)],
+                                           q.INSERT_JOBS_MANY, *_insert_args(org, "stale"))
+    assert raised.value.sqlstate == KEY_CHANGED
+    assert await _jobs(api, org, "stale") == 0
+
+
+async def test_a_dropped_function_falls_back_to_begin_commit(
+    api: Api, tenant: dict[str, Any], recording: Recording
+) -> None:
+    org = tenant["org_id"]
+    one_trip = api.state.one_trip
+    name = one_trip.calls[q.INSERT_JOBS_MANY].split("(", 1)[0].rsplit(" ", 1)[1]
+    async with api.state.pool.acquire() as conn:
+        await conn.execute(f"DROP FUNCTION {name}")
+    rows = await one_trip.fetch(recording, (org, TENANT_ROLE), [], q.INSERT_JOBS_MANY,
+                                *_insert_args(org, "fallback"))
+    assert [r["created"] for r in rows] == [True]
+    assert q.INSERT_JOBS_MANY not in one_trip.calls
+    assert recording.sent[-2] == q.INSERT_JOBS_MANY and recording.sent[-1] == "COMMIT;"
+    assert recording.sent[-3].startswith("BEGIN; SELECT")
+    assert await _jobs(api, org, "fallback") == 1
+    # and the HTTP door keeps working on the slow path
+    resp = await api.client.post("/api/v1/jobs", json={"queue_name": "fallback", "payload": {}},
+                                 headers=tenant["headers"])
+    assert resp.status_code == 201, resp.text
+    assert await _jobs(api, org, "fallback") == 2
+
+
+async def test_without_create_privilege_the_statements_run_in_transactions(
+    api: Api, db_url: str
+) -> None:
+    role = f"nocreate_{uuid.uuid4().hex[:8]}"
+    async with api.state.pool.acquire() as conn:
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        await conn.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
+        await conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {role}")
+        for name in api.state.one_trip.calls.values():  # as on a database never served before
+            await conn.execute(f"DROP FUNCTION {name.split('(', 1)[0].rsplit(' ', 1)[1]}")
+    dsn = db_url.replace("postgres@", f"{role}@", 1)
+    assert dsn != db_url
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        one_trip = OneTrip()
+        await one_trip.install(pool, q.ONE_TRIP)
+        assert one_trip.calls == {}
+        async with pool.acquire() as conn:
+            due = await one_trip.fetch(conn, (str(uuid.uuid4()), None), [], q.NEXT_DUE,
+                                       str(uuid.uuid4()), "none")
+        assert [tuple(r) for r in due] == [(None,)]
+    finally:
+        await pool.close()
