@@ -57,8 +57,15 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-STATEMENTS = {"transactions": "COMMIT", "claims": "%rate_bucket AS MATERIALIZED%FOR UPDATE SKIP LOCKED%",
-              "due look-ups": "%FROM min(scheduled_at)) FROM jobs%", "acks": "%unnest($1::text[]%"}
+# name → (pattern, top-level statements only). A transaction is a COMMIT or a call of a
+# single-round-trip function (src/spooled_backend/db/onetrip.py); the statements inside those
+# functions are nested (pg_stat_statements.track = all).
+STATEMENTS = {
+    "transactions": ("COMMIT%|SELECT * FROM spooled_1rt_%", True),
+    "claims": ("%rate_bucket AS MATERIALIZED%FOR UPDATE SKIP LOCKED%", False),
+    "due look-ups": ("%FROM min(scheduled_at)) FROM jobs%", False),
+    "acks": ("%lease_id, result, kind, error, worker_id%", False),
+}
 
 
 def pg_dsn(server: ServerProcess) -> str:
@@ -72,8 +79,9 @@ async def statement_calls(server: ServerProcess) -> dict[str, int]:
     conn = await asyncpg.connect(pg_dsn(server))
     try:
         return {name: int(await conn.fetchval(
-            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE $1 "
-            "AND toplevel", pattern)) for name, pattern in STATEMENTS.items()}
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+            "WHERE query LIKE ANY (string_to_array($1, '|')) AND (toplevel OR NOT $2)",
+            pattern, top)) for name, (pattern, top) in STATEMENTS.items()}
     finally:
         await conn.close()
 
@@ -156,7 +164,7 @@ def main() -> int:
                     server.stop()
                     conf = server.data_dir / "postgres" / "pgdata" / "postgresql.conf"
                     conf.write_text(conf.read_text() + "\nshared_preload_libraries = "
-                                    "'pg_stat_statements'\n")
+                                    "'pg_stat_statements'\npg_stat_statements.track = all\n")
                     server.start()
                     asyncio.run(_create_extension(server))
             if args.py_spy:

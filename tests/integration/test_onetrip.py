@@ -151,3 +151,38 @@ async def test_without_create_privilege_the_statements_run_in_transactions(
         assert [tuple(r) for r in due] == [(None,)]
     finally:
         await pool.close()
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found += _nodes(child)
+    return found
+
+
+async def test_claim_reads_only_what_it_claims_before_statistics_exist(
+    api: Api, tenant: dict[str, Any]
+) -> None:
+    """Failing input (bench (d), auto_explain): 2,000 jobs of a tenant just inserted, no ANALYZE
+    yet; the claim's UPDATE was planned through the RLS policy's organization qual and read
+    every job of the tenant. Since migration 0010 the policy is a filter only."""
+    org = tenant["org_id"]
+    async with api.state.pool.acquire() as conn:
+        for _ in range(20):
+            await api.state.one_trip.fetch(
+                conn, (org, TENANT_ROLE), [], q.INSERT_JOBS_MANY, org, ["fresh"] * 100,
+                json_texts([{}] * 100), [0] * 100, [None] * 100, [None] * 100, [None] * 100,
+                [None] * 100, [None] * 100, json_texts([None] * 100), [None] * 100, [None] * 100,
+                [str(uuid.uuid4()) for _ in range(100)], 3, 300)
+        assert await conn.fetchval(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'jobs' AND attname = 'organization_id'"
+        ) == 0  # never analyzed: the planner runs on default estimates
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('role', $1, true), "
+                               "set_config('app.current_org_id', $2, true)", TENANT_ROLE, org)
+            [plan] = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + q.CLAIM_JOBS,
+                                         org, "fresh", 1, "w", 30.0)
+    nodes = _nodes(plan["Plan"])
+    assert "jobs_org_status_created_idx" not in {n.get("Index Name") for n in nodes}
+    assert sum(n.get("Rows Removed by Filter", 0) for n in nodes) < 10
+    assert plan["Plan"]["Shared Hit Blocks"] < 150  # ~45 for one job; ~270 when it read them all
