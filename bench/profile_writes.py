@@ -3,7 +3,7 @@
     .venv/bin/python bench/profile_writes.py [--jobs 5000] [--retained 0] [--heartbeats 1]
 
 Fresh embedded PostgreSQL, schema migrated to head, one organization. Runs the service's SQL
-(jobs/queries.py: INSERT_JOBS_BULK, CLAIM_JOBS, HEARTBEAT_JOB, ACK_JOBS) for `--jobs` jobs
+(jobs/queries.py: INSERT_JOBS_MANY, CLAIM_JOBS, HEARTBEAT_JOB, ACK_JOBS) for `--jobs` jobs
 and prints, per job: WAL bytes, heap tuples updated and how many were HOT, index entries
 inserted (from pg_stat_user_indexes is not available, so the index count of `jobs` and the
 size growth of every index), and claim latency (p50 over 100-job claims). `--retained N` first
@@ -28,12 +28,18 @@ if str(REPO) not in sys.path:
 import asyncpg  # noqa: E402
 
 from bench.pg import migrated_database  # noqa: E402
-from spooled_backend.core.jsonvalue import json_texts  # noqa: E402
 from spooled_backend.db.pool import _init_connection  # noqa: E402
 from spooled_backend.jobs import queries as q  # noqa: E402
+from spooled_backend.jobs.service import NewJob, insert_arguments  # noqa: E402
 
 ORG = "00000000-0000-4000-8000-000000000001"
 
+
+
+def _insert(n: int) -> tuple[Any, ...]:
+    """INSERT_JOBS_MANY's parameters for `n` no-op jobs of queue "bench"."""
+    return insert_arguments(ORG, [NewJob("bench", {"i": i}) for i in range(n)],
+                            [str(uuid.uuid4()) for _ in range(n)], 3, 300)
 
 
 def complete_args(job: Any) -> tuple[Any, ...]:
@@ -93,16 +99,11 @@ async def run(dsn: str, args: argparse.Namespace) -> None:
     wal0, (upd0, hot0) = await lsn(conn), await stats(conn)
     if args.explain:
         plan = await conn.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + q.INSERT_JOBS_BULK, ORG, "bench",
-            json_texts([{"i": i} for i in range(100)]), [0] * 100, 3, 300, [None] * 100, [None] * 100,
-            [str(uuid.uuid4()) for _ in range(100)])
+            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + q.INSERT_JOBS_MANY, *_insert(100))
         print("\n".join(r[0] for r in plan))
     for start in range(0, args.jobs, 100):
         n = min(100, args.jobs - start)
-        await conn.fetch(
-            q.INSERT_JOBS_BULK, ORG, "bench", json_texts([{"i": i} for i in range(n)]), [0] * n, 3, 300,
-            [None] * n, [None] * n, [str(uuid.uuid4()) for _ in range(n)],
-        )
+        await conn.fetch(q.INSERT_JOBS_MANY, *_insert(n))
     wal1, (upd1, hot1) = await lsn(conn), await stats(conn)
     claim_ms: list[float] = []
     claimed: list[asyncpg.Record] = []

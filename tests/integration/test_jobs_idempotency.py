@@ -131,9 +131,9 @@ async def test_bulk_insert_sql_takes_key_locks_in_one_order(conn: Any, db_url: s
 
     import asyncpg
 
-    from spooled_backend.core.jsonvalue import json_texts
     from spooled_backend.db.pool import _init_connection
     from spooled_backend.jobs import queries as q
+    from spooled_backend.jobs.service import NewJob, insert_arguments
 
     org = await conn.fetchval("INSERT INTO organizations (name, slug) VALUES ('d', 'dl') RETURNING id")
     pool = await asyncpg.create_pool(db_url, min_size=8, max_size=8, init=_init_connection)
@@ -144,10 +144,10 @@ async def test_bulk_insert_sql_takes_key_locks_in_one_order(conn: Any, db_url: s
 
             async def one() -> None:
                 chosen = rng.sample(keys, 30)
+                jobs = [NewJob("q", {"k": k}, idempotency_key=k) for k in chosen]
                 async with pool.acquire() as c:
-                    await c.fetch(q.INSERT_JOBS_BULK, org, "q",
-                                  json_texts([{"k": k} for k in chosen]), [0] * 30,
-                                  3, 300, [None] * 30, chosen, [str(uuid.uuid4()) for _ in chosen])
+                    await c.fetch(q.INSERT_JOBS_MANY, *insert_arguments(
+                        org, jobs, [str(uuid.uuid4()) for _ in chosen], 3, 300))
 
             results = await asyncio.gather(*(one() for _ in range(8)), return_exceptions=True)
             assert [r for r in results if r is not None] == []

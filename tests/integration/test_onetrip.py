@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from spooled_backend.core.jsonvalue import json_texts
 from spooled_backend.core.tenancy import KEY_CHANGED, TENANT_ROLE
 from spooled_backend.db.onetrip import PREFIX, OneTrip
 from spooled_backend.db.pool import _init_connection
 from spooled_backend.jobs import queries as q
+from spooled_backend.jobs.service import NewJob, insert_arguments
 from tests.conftest import Api
 
 
@@ -48,10 +48,10 @@ async def recording(db_url: str) -> AsyncIterator[Recording]:
     await connection.close()
 
 
-def _insert_args(org_id: str, queue: str) -> tuple[Any, ...]:
-    """INSERT_JOBS_MANY's parameters for one job (payload {"n": 1})."""
-    return (org_id, [queue], json_texts([{"n": 1}]), [0], [None], [None], [None], [None],
-            [None], json_texts([None]), [None], [None], [str(uuid.uuid4())], 3, 300)
+def _insert_args(org_id: str, queue: str, n: int = 1) -> tuple[Any, ...]:
+    """INSERT_JOBS_MANY's parameters for `n` jobs (payload {"n": 1})."""
+    return insert_arguments(org_id, [NewJob(queue, {"n": 1}) for _ in range(n)],
+                            [str(uuid.uuid4()) for _ in range(n)], 3, 300)
 
 
 async def _jobs(api: Api, org_id: str, queue: str) -> int:
@@ -169,11 +169,8 @@ async def test_claim_reads_only_what_it_claims_before_statistics_exist(
     org = tenant["org_id"]
     async with api.state.pool.acquire() as conn:
         for _ in range(20):
-            await api.state.one_trip.fetch(
-                conn, (org, TENANT_ROLE), [], q.INSERT_JOBS_MANY, org, ["fresh"] * 100,
-                json_texts([{}] * 100), [0] * 100, [None] * 100, [None] * 100, [None] * 100,
-                [None] * 100, [None] * 100, json_texts([None] * 100), [None] * 100, [None] * 100,
-                [str(uuid.uuid4()) for _ in range(100)], 3, 300)
+            await api.state.one_trip.fetch(conn, (org, TENANT_ROLE), [], q.INSERT_JOBS_MANY,
+                                           *_insert_args(org, "fresh", 100))
         assert await conn.fetchval(
             "SELECT count(*) FROM pg_stats WHERE tablename = 'jobs' AND attname = 'organization_id'"
         ) == 0  # never analyzed: the planner runs on default estimates

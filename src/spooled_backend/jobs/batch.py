@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -14,12 +13,11 @@ from spooled_backend.core.body import validation_error
 from spooled_backend.core.context import AuthContext
 from spooled_backend.core.errors import AccessDenied, BadRequest, SpooledError
 from spooled_backend.core.events import Events, NoEvents
-from spooled_backend.core.jsonvalue import json_texts
 from spooled_backend.jobs import dependencies
 from spooled_backend.jobs import queries as q
 from spooled_backend.jobs.schemas import BulkCreate, BulkItem
-from spooled_backend.jobs.service import check_payload, queue_defaults
-from spooled_backend.observability import metrics, tracing
+from spooled_backend.jobs.service import NewJob, check_payload, insert_jobs, queue_defaults
+from spooled_backend.observability import metrics
 from spooled_backend.organizations import quotas
 
 
@@ -67,41 +65,21 @@ async def bulk_create(
 
     results: dict[int, dict[str, Any]] = {}
     if accepted:
-        new_ids = [str(uuid.uuid4()) for _ in accepted]
+        jobs = [NewJob(body.queue_name, item.payload,
+                       priority=body.default_priority if item.priority is None else item.priority,
+                       max_retries=retries, timeout_seconds=timeout,
+                       scheduled_at=item.scheduled_at, idempotency_key=item.idempotency_key)
+                for _, item in accepted]
         # Quota for the whole batch up front, all-or-nothing (CONTRACT §7.6, §12.2); items that
         # turn out to be idempotent duplicates are refunded in the same transaction.
         async with conn.transaction():
             reservation = await quotas.reserve_jobs(
                 conn, settings, auth, [body.queue_name], len(accepted)
             )
-            rows = await conn.fetch(
-                q.INSERT_JOBS_BULK,
-                auth.organization_id,
-                body.queue_name,
-                json_texts([item.payload for _, item in accepted]),
-                [body.default_priority if item.priority is None else item.priority
-                 for _, item in accepted],
-                retries,
-                timeout,
-                [item.scheduled_at for _, item in accepted],
-                [item.idempotency_key for _, item in accepted],
-                new_ids,
-            )
-            await reservation.refund(conn, sum(1 for r in rows if not r["created"]))
-        # RETURNING has no guaranteed order: match keyed items by key, the others by their id.
-        by_key = {r["idempotency_key"]: r for r in rows if r["idempotency_key"] is not None}
-        by_id = {r["id"]: r for r in rows}
-        for (index, item), new_id in zip(accepted, new_ids, strict=True):
-            row = by_key[item.idempotency_key] if item.idempotency_key else by_id[new_id]
-            results[index] = {"index": index, "job_id": row["id"], "created": row["created"]}
-            if row["created"]:
-                metrics.JOBS_ENQUEUED.inc(queue=body.queue_name, organization=auth.organization_id)
-                events.job_created(
-                    auth.organization_id, row["id"], body.queue_name, row["priority"], row["status"]
-                )
-        if tracing.ENABLED:
-            created = [r["id"] for r in rows if r["created"]]
-            await tracing.job_enqueued(conn, auth.organization_id, body.queue_name, created)
+            answers = await insert_jobs(conn.fetch, conn, settings, auth, jobs, events)
+            await reservation.refund(conn, sum(1 for _, created in answers if not created))
+        for (index, _), (job_id, created) in zip(accepted, answers, strict=True):
+            results[index] = {"index": index, "job_id": job_id, "created": created}
     for index, first in duplicates:
         if first in results:
             results[index] = {"index": index, "job_id": results[first]["job_id"], "created": False}

@@ -79,27 +79,6 @@ VALUES ($1, $2, $3, 'all') ON CONFLICT DO NOTHING
 # $9 new job ids text[] (chosen by the caller so each item can be matched to its row).
 # Rows are inserted in idempotency-key order so concurrent batches with overlapping keys take
 # their unique-index locks in the same order (no deadlock).
-INSERT_JOBS_BULK = """
-WITH items AS (
-    SELECT * FROM unnest($3::text[], $4::int[], $7::timestamptz[], $8::text[], $9::text[])
-        WITH ORDINALITY AS t(payload, priority, scheduled_at, idempotency_key, new_id, ord)
-), ins AS (
-    INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries,
-                      timeout_seconds, scheduled_at, idempotency_key)
-    SELECT new_id, $1, $2, CASE WHEN scheduled_at > now() THEN 'scheduled' ELSE 'pending' END,
-           COALESCE(payload::jsonb, 'null'::jsonb), priority, $5, $6, scheduled_at, idempotency_key
-    FROM items ORDER BY idempotency_key NULLS LAST, ord
-    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL
-    DO UPDATE SET updated_at = now()
-    RETURNING id, idempotency_key, status, priority, (xmax = 0) AS created
-), hist AS (
-    INSERT INTO job_history (organization_id, job_id, event_type, details)
-    SELECT $1, id, 'created', jsonb_build_object('queue_name', $2::text, 'status', status)
-    FROM ins WHERE created
-)
-SELECT id, idempotency_key, status, priority, created FROM ins
-"""
-
 # Single creates applied together (jobs/coalesce.py, `service.create_jobs`): INSERT_JOB for many
 # rows of one organization, each with its own queue and options. Arrays of equal length: $2
 # queue names, $3 payloads (JSON text), $4 priorities, $5 max_retries (NULL = queue config or

@@ -196,8 +196,10 @@ async def create_jobs(
     async with transaction as conn:
         out, together = await _split(conn, settings, auth, jobs, unlimited, events)
         if together:
-            await _insert_together(db.fetch_alone if conn is None else conn.fetch, conn,
-                                   settings, auth, jobs, together, out, events)
+            inserted = await insert_jobs(db.fetch_alone if conn is None else conn.fetch, conn,
+                                         settings, auth, [jobs[i] for i in together], events)
+            for index, answer in zip(together, inserted, strict=True):
+                out[index] = answer
         return out
 
 
@@ -224,30 +226,41 @@ async def _split(
     return out, together
 
 
-async def _insert_together(
-    fetch: Any, conn: asyncpg.Connection | None, settings: Settings, auth: AuthContext,
-    jobs: list[NewJob], together: list[int], out: list[Any], events: Events,
-) -> None:
-    """INSERT_JOBS_MANY for `jobs[i] for i in together`; fills `out[i]` with `(id, created)`,
-    then metrics and events (`conn` for tracing, in the caller's transaction)."""
-    batch = [jobs[i] for i in together]
-    new_ids = [str(uuid.uuid4()) for _ in batch]
-    rows = await fetch(
-        q.INSERT_JOBS_MANY, auth.organization_id,
-        [j.queue_name for j in batch], json_texts([j.payload for j in batch]),
-        [j.priority for j in batch], [j.max_retries for j in batch],
-        [j.timeout_seconds for j in batch], [j.scheduled_at for j in batch],
-        [j.expires_at for j in batch], [j.idempotency_key for j in batch],
-        json_texts([j.tags for j in batch]), [j.completion_webhook for j in batch],
-        [j.completion_webhook_secret for j in batch], new_ids,
-        settings.queue_default_max_retries, settings.queue_default_timeout_secs,
+def insert_arguments(org_id: str, jobs: list[NewJob], new_ids: list[str], default_retries: int,
+                     default_timeout_secs: int) -> tuple[Any, ...]:
+    """`INSERT_JOBS_MANY`'s parameters, in order, for `jobs` with their chosen `new_ids`."""
+    return (
+        org_id, [j.queue_name for j in jobs], json_texts([j.payload for j in jobs]),
+        [j.priority for j in jobs], [j.max_retries for j in jobs],
+        [j.timeout_seconds for j in jobs], [j.scheduled_at for j in jobs],
+        [j.expires_at for j in jobs], [j.idempotency_key for j in jobs],
+        json_texts([j.tags for j in jobs]), [j.completion_webhook for j in jobs],
+        [j.completion_webhook_secret for j in jobs], new_ids, default_retries,
+        default_timeout_secs,
     )
+
+
+async def insert_jobs(
+    fetch: Any, conn: asyncpg.Connection | None, settings: Settings, auth: AuthContext,
+    jobs: list[NewJob], events: Events,
+) -> list[tuple[str, bool]]:
+    """`INSERT_JOBS_MANY` for `jobs` of one organization (checked, quotas decided, distinct
+    idempotency keys): per job, in order, `(job_id, created)` (`created` False: the key's
+    existing job). Metrics and events for the created ones. `fetch` runs the statement (a
+    connection's `fetch`, or `Bound.fetch_alone` for one round trip); `conn` is the caller's
+    transaction, for tracing only."""
+    new_ids = [str(uuid.uuid4()) for _ in jobs]
+    rows = await fetch(q.INSERT_JOBS_MANY, *insert_arguments(
+        auth.organization_id, jobs, new_ids,
+        settings.queue_default_max_retries, settings.queue_default_timeout_secs))
+    # RETURNING has no guaranteed order: match keyed jobs by key, the others by their new id.
     by_key = {r["idempotency_key"]: r for r in rows if r["idempotency_key"] is not None}
     by_id = {r["id"]: r for r in rows}
+    answers: list[tuple[str, bool]] = []
     created: dict[str, list[str]] = {}
-    for index, job, new_id in zip(together, batch, new_ids, strict=True):
+    for job, new_id in zip(jobs, new_ids, strict=True):
         row = by_key[job.idempotency_key] if job.idempotency_key else by_id[new_id]
-        out[index] = (row["id"], row["created"])
+        answers.append((row["id"], row["created"]))
         if row["created"]:
             metrics.JOBS_ENQUEUED.inc(queue=job.queue_name, organization=auth.organization_id)
             events.job_created(auth.organization_id, row["id"], job.queue_name,
@@ -256,6 +269,7 @@ async def _insert_together(
     if conn is not None and tracing.ENABLED:
         for queue_name, ids in created.items():
             await tracing.job_enqueued(conn, auth.organization_id, queue_name, ids)
+    return answers
 
 
 async def get_job(conn: asyncpg.Connection, auth: AuthContext, job_id: str) -> dict[str, Any]:

@@ -91,7 +91,7 @@ RETURNING {SCHEDULE_COLUMNS}
 # ---- firing loop (no tenant binding: the loop runs as the login role, like every loop) ----
 
 # The next due schedule nobody else is firing, with what firing needs to know about its org.
-CLAIM_DUE = f"""
+CLAIM_DUE = """
 SELECT s.id, s.organization_id, s.name, s.cron_expression, s.timezone, s.queue_name,
        s.payload_template, s.priority, s.max_retries, s.timeout_seconds, s.tags,
        s.next_run_at, clock_timestamp() AS now, o.plan_tier, o.custom_limits
