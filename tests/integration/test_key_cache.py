@@ -100,6 +100,33 @@ async def test_scope_change_applies_on_the_next_request(
     assert await _status(replica, key, "b") == 200
 
 
+async def test_widened_scope_applies_at_once_without_the_notification(
+    api: Api, replica: Api, tenant: dict[str, Any]
+) -> None:
+    """Failing input (a 403 under load): the replica refused a create and a claim in a queue
+    the key had just been allowed, deciding on its cached row before any round trip."""
+    key_id, key = await _new_key(api, tenant)
+    resp = await api.client.put(f"/api/v1/api-keys/{key_id}", json={"queues": ["a"]},
+                                headers=tenant["headers"])
+    assert resp.status_code == 200, resp.text
+    assert await _status(replica, key, "a") == 200
+    assert await _status(replica, key, "b") == 403  # cached with scope {a}
+    assert replica.state.listener is not None
+    await replica.state.listener.stop()  # the replica misses the NOTIFY of the change
+    resp = await api.client.put(f"/api/v1/api-keys/{key_id}", json={"queues": ["a", "b"]},
+                                headers=tenant["headers"])
+    assert resp.status_code == 200, resp.text
+    created = await replica.client.post("/api/v1/jobs", json={"queue_name": "b", "payload": {}},
+                                        headers=replica.as_key(key))
+    assert created.status_code == 201, created.text
+    claimed = await replica.client.post("/api/v1/jobs/claim",
+                                        json={"queue_name": "b", "worker_id": "w"},
+                                        headers=replica.as_key(key))
+    assert claimed.status_code == 200, claimed.text
+    assert [j["id"] for j in claimed.json()["jobs"]] == [created.json()["id"]]
+    assert await _status(replica, key, "c") == 403  # still refused outside the new scope
+
+
 async def test_notification_drops_the_cached_row_on_other_replicas(
     api: Api, replica: Api, tenant: dict[str, Any]
 ) -> None:

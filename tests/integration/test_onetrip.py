@@ -183,3 +183,50 @@ async def test_claim_reads_only_what_it_claims_before_statistics_exist(
     assert "jobs_org_status_created_idx" not in {n.get("Index Name") for n in nodes}
     assert sum(n.get("Rows Removed by Filter", 0) for n in nodes) < 10
     assert plan["Plan"]["Shared Hit Blocks"] < 150  # ~45 for one job; ~270 when it read them all
+
+
+async def test_ack_probes_by_primary_key_on_stale_statistics(api: Api, tenant: dict[str, Any]) -> None:
+    """Failing input (bench (a), auto_explain): statistics taken while the tenant had one job,
+    then 2,000 more; ACK_JOBS's generic plan (the group commit's) probed each item through the
+    organization index and read every job of the tenant per item."""
+    org = tenant["org_id"]
+    async with api.state.pool.acquire() as conn:
+        await api.state.one_trip.fetch(conn, (org, TENANT_ROLE), [], q.INSERT_JOBS_MANY,
+                                       *_insert_args(org, "stale"))
+        await conn.execute("ANALYZE jobs")
+        for _ in range(20):
+            await api.state.one_trip.fetch(conn, (org, TENANT_ROLE), [], q.INSERT_JOBS_MANY,
+                                           *_insert_args(org, "stale", 100))
+        claimed = await api.state.one_trip.fetch(conn, (org, TENANT_ROLE), [], q.CLAIM_JOBS,
+                                                 org, "stale", 5, "w", 30.0)
+        assert len(claimed) == 5
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('role', $1, true), "
+                               "set_config('app.current_org_id', $2, true), "
+                               "set_config('plan_cache_mode', 'force_generic_plan', true)",
+                               TENANT_ROLE, org)
+            await conn.execute(f"PREPARE stale_ack AS {q.ACK_JOBS}")
+            def array(values: list[str | None]) -> str:  # our own uuids and constants
+                return "ARRAY[" + ", ".join("NULL" if v is None else f"'{v}'" for v in values) + "]"
+
+            [plan] = await conn.fetchval(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE stale_ack("
+                f"'{org}', {array(['w'] * 5)}, {array([r['id'] for r in claimed])}, "
+                f"{array([r['lease_id'] for r in claimed])}, {array([None] * 5)}, "
+                f"{array(['complete'] * 5)}, {array([None] * 5)}, NULL)")
+            await conn.execute("DEALLOCATE stale_ack")
+            job = claimed[0]
+            others = {  # the other by-id lookups of a job (one row by its primary key)
+                q.GET_JOB: f"'{job['id']}', '{org}'",
+                q.HEARTBEAT_JOB: f"'{job['id']}', '{org}', 'w', '{job['lease_id']}', 30, NULL",
+            }
+            for number, (sql, arguments) in enumerate(others.items()):
+                await conn.execute(f"PREPARE stale_{number} AS {sql}")
+                [other] = await conn.fetchval(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE stale_{number}({arguments})")
+                indexes = {n.get("Index Name") for n in _nodes(other["Plan"])}
+                assert "jobs_pkey" in indexes and "jobs_org_status_created_idx" not in indexes
+    nodes = _nodes(plan["Plan"])
+    assert "jobs_org_status_created_idx" not in {n.get("Index Name") for n in nodes}
+    assert sum(n.get("Rows Removed by Filter", 0) for n in nodes) < 100
+    assert plan["Plan"]["Shared Hit Blocks"] < 400

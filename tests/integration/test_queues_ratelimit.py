@@ -98,7 +98,9 @@ async def test_changing_or_removing_the_limit(api: Api, tenant: dict[str, Any]) 
     assert await claim(api, h, queue="chg", limit=50) == []
     other = await api.client.put(f"{Q}/chg/config", json={"max_retries": 4}, headers=h)
     assert other.json()["rate_limit"] == 7
-    assert await claim(api, h, queue="chg", limit=50) == []  # unrelated edits keep the bucket
+    # Unrelated edits keep the bucket: not a fresh one of 7 (under load, the 1/7 s that passed
+    # may have refilled a token; that flaked as `== []`).
+    assert len(await claim(api, h, queue="chg", limit=50)) <= 2
     await set_limit(api, h, "chg", None)
     assert len(await claim(api, h, queue="chg", limit=50)) == 50
     async with api.state.pool.acquire() as c:

@@ -42,7 +42,7 @@ from spooled_backend.core.deps import (
     state_of,
     transaction_on,
 )
-from spooled_backend.core.errors import SpooledError
+from spooled_backend.core.errors import AccessDenied, SpooledError
 from spooled_backend.core.state import AppState
 from spooled_backend.ratelimit.tenant import enforce_tenant
 
@@ -121,6 +121,12 @@ class FastLane:
         except asyncpg.PostgresError as exc:
             if getattr(exc, "sqlstate", None) != tenancy.KEY_CHANGED:
                 raise
+        except AccessDenied:
+            # Refused on the cached row before any database round trip (a queue outside the
+            # key's scope): the scope may have been widened a moment ago on another replica,
+            # its NOTIFY not here yet. Refuse only once the row is known to be current.
+            if auth.fingerprint is None or await _key_current(state, auth):
+                raise
         # The cached key row is stale (revoked, expired, scope or plan changed): read it
         # again (401 when it is no longer valid) and run with the fresh one.
         state.key_cache.rows.forget(key_id=auth.api_key_id)
@@ -170,3 +176,16 @@ class FastLane:
         if "job_id" in wanted:
             kwargs["job_id"] = job_id
         return await endpoint(**kwargs)
+
+
+async def _key_current(state: AppState, auth: AuthContext) -> bool:
+    """Whether the key row `auth` was built from is unchanged (`spooled_check_key`)."""
+    async with state.pool.acquire() as conn:
+        try:
+            await conn.execute("SELECT spooled_check_key($1, $2)", auth.api_key_id,
+                               auth.fingerprint)
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) == tenancy.KEY_CHANGED:
+                return False
+            raise
+    return True

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-MAX_IN_FLIGHT = int(__import__("os").environ.get("SPOOLED_GC_INFLIGHT", "1"))  # batches per (organization, scope) and kind in the database at once
+MAX_IN_FLIGHT = 1  # batches per (organization, scope) and kind in the database at once
 MAX_ITEMS = 100
 T = TypeVar("T")
 # Applies a batch as one transaction on the bound connection (one round trip when it is one

@@ -100,7 +100,7 @@ SELECT j.id, j.queue_name, j.dependency_mode, j.dependencies_met,
             WHERE d.depends_on_job_id = j.id
               AND ($3::text[] IS NULL OR c.queue_name = ANY($3))), '[]'::jsonb) AS dependents
 FROM jobs j
-WHERE j.id = $1 AND j.organization_id = $2 AND ($3::text[] IS NULL OR j.queue_name = ANY($3))
+WHERE j.id = $1 AND (j.organization_id = $2) IS TRUE AND ($3::text[] IS NULL OR j.queue_name = ANY($3))
 """
 
 
@@ -126,7 +126,7 @@ LOCK_ORG_GRAPH = "SELECT pg_advisory_xact_lock(hashtextextended('spooled:deps:' 
 
 FIND_JOB = """
 SELECT id, status, queue_name FROM jobs
-WHERE id = $1 AND organization_id = $2 AND ($3::text[] IS NULL OR queue_name = ANY($3))
+WHERE id = $1 AND (organization_id = $2) IS TRUE AND ($3::text[] IS NULL OR queue_name = ANY($3))
 """
 
 # Flag and row-lock the new parents, in id order ($1 ids, $2 org, $3 scope). The lock makes a
@@ -142,7 +142,7 @@ WITH p AS (
 UPDATE jobs j SET has_dependents = true FROM p WHERE j.id = p.id RETURNING j.id
 """
 
-LOCK_TARGET = "SELECT status FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE"
+LOCK_TARGET = "SELECT status FROM jobs WHERE id = $1 AND (organization_id = $2) IS TRUE FOR UPDATE"
 
 # The jobs among $2 that already (transitively) depend on $1: an edge $1 → one of them would
 # close a cycle. UNION (not ALL) makes the walk terminate on any graph.
@@ -163,7 +163,7 @@ RETURNING depends_on_job_id
 """
 
 SET_MODE = """
-UPDATE jobs SET dependency_mode = $3, updated_at = now() WHERE id = $1 AND organization_id = $2
+UPDATE jobs SET dependency_mode = $3, updated_at = now() WHERE id = $1 AND (organization_id = $2) IS TRUE
 RETURNING dependencies_met
 """
 

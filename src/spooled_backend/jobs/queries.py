@@ -8,6 +8,13 @@ and return the row's prior state so the caller can tell 404 from 409 without a s
 Complete and fail keep the last `lease_id` on the row (only `lease_expires_at` is cleared), so a
 late acknowledgement from a worker whose lease was taken over is told LEASE_EXPIRED rather than
 "already completed"; the API shows `lease_id` only while a job is processing.
+
+Lookups of one job by id check its tenant as `(organization_id = $n) IS TRUE`: the same rows,
+but a filter on the primary-key probe that can never become the access path. As a plain
+equality, generic plans made on stale statistics (a tenant that grew since the last ANALYZE)
+tied the primary key with `jobs_org_status_created_idx` and could scan the tenant's jobs to
+find one (auto_explain on the bench: 151,000 rows per acknowledged job;
+tests/integration/test_onetrip.py).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ SELECT max_retries, default_timeout FROM queue_config WHERE organization_id = $1
 # Flags and row-locks the parent of a new child (CONTRACT §8.9, R11): its completion then
 # either committed before (we read `completed`) or waits for us (and settles our edge).
 PARENT_JOB = """
-UPDATE jobs SET has_dependents = true WHERE id = $1 AND organization_id = $2
+UPDATE jobs SET has_dependents = true WHERE id = $1 AND (organization_id = $2) IS TRUE
 RETURNING queue_name, status
 """
 
@@ -118,7 +125,7 @@ WITH items AS (
 SELECT id, idempotency_key, queue_name, status, priority, created FROM ins
 """
 
-GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND organization_id = $2"
+GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND (organization_id = $2) IS TRUE"
 
 # $1 org, $2 queue, $3 limit, $4 worker_id, $5 lease seconds
 # Rate-limited queues (queue_config.rate_limit, jobs/second) cap the LIMIT by their token bucket
@@ -176,7 +183,7 @@ def _prior(scope_param: int) -> str:
 prior AS (
     SELECT id, status, assigned_worker_id, lease_id, lease_expires_at, queue_name, started_at,
            retry_count, max_retries, payload, workflow_id, has_dependents
-    FROM jobs WHERE id = $1 AND organization_id = $2
+    FROM jobs WHERE id = $1 AND (organization_id = $2) IS TRUE
       AND (${scope_param}::text[] IS NULL OR queue_name = ANY(${scope_param}::text[]))
     FOR UPDATE
 )
@@ -196,7 +203,7 @@ SELECT p.*, (SELECT lease_expires_at FROM done) AS acked_at FROM prior p
 CANCEL_JOB = f"""
 WITH prior AS (
     SELECT id, status, queue_name FROM jobs
-    WHERE id = $1 AND organization_id = $2 AND ($3::text[] IS NULL OR queue_name = ANY($3))
+    WHERE id = $1 AND (organization_id = $2) IS TRUE AND ($3::text[] IS NULL OR queue_name = ANY($3))
     FOR UPDATE
 ), done AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = now(), updated_at = now()
@@ -212,7 +219,7 @@ FROM prior p
 
 RETRY_JOB = f"""
 WITH prior AS (
-    SELECT id, status, queue_name FROM jobs WHERE id = $1 AND organization_id = $2 FOR UPDATE
+    SELECT id, status, queue_name FROM jobs WHERE id = $1 AND (organization_id = $2) IS TRUE FOR UPDATE
 ), done AS (
     UPDATE jobs j SET status = 'pending', retry_count = 0, last_error = NULL, scheduled_at = NULL,
         completed_at = NULL, lease_id = NULL, lease_expires_at = NULL, assigned_worker_id = NULL,
@@ -233,7 +240,7 @@ FROM prior p
 SET_PRIORITY = """
 WITH prior AS (
     SELECT id, priority, queue_name FROM jobs
-    WHERE id = $1 AND organization_id = $2 AND status IN ('pending', 'scheduled') FOR UPDATE
+    WHERE id = $1 AND (organization_id = $2) IS TRUE AND status IN ('pending', 'scheduled') FOR UPDATE
 )
 UPDATE jobs j SET priority = $3, updated_at = now() FROM prior p WHERE j.id = p.id
 RETURNING p.priority AS old_priority, j.priority AS new_priority, j.queue_name
@@ -328,12 +335,15 @@ WITH items AS (
     -- locking LATERAL cannot be flattened into a join: with stale statistics (a table just
     -- filled, before autoanalyze) the planner had joined the items against every job of the
     -- organization instead (1,500 rows read for one complete; 5 M on a big tenant).
+    -- The organization check is written `(…) IS TRUE` so that it only filters the probed row:
+    -- as a plain equality, a generic plan made on stale statistics had used it as the access
+    -- path (jobs_org_status_created_idx) and read 151,000 rows per item (auto_explain, bench).
     SELECT j.* FROM (SELECT id FROM items ORDER BY id) i
     CROSS JOIN LATERAL (
         SELECT j.id, j.status, j.assigned_worker_id, j.lease_id, j.lease_expires_at,
                j.queue_name, j.started_at, j.retry_count, j.max_retries, j.payload
         FROM jobs j
-        WHERE j.id = i.id AND j.organization_id = $1
+        WHERE j.id = i.id AND (j.organization_id = $1) IS TRUE
           AND ($8::text[] IS NULL OR j.queue_name = ANY($8::text[]))
         FOR UPDATE
     ) j

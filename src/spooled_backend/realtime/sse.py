@@ -35,7 +35,7 @@ TERMINAL = frozenset({"completed", "failed", "deadletter", "cancelled"})
 SEND_TIMEOUT_SECS = 5.0
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
-JOB_STATUS = "SELECT status, queue_name FROM jobs WHERE id = $1 AND organization_id = $2"
+JOB_STATUS = "SELECT status, queue_name FROM jobs WHERE id = $1 AND (organization_id = $2) IS TRUE"
 QUEUE_COUNTS = """
 SELECT count(*) FILTER (WHERE status IN ('pending', 'scheduled')) AS pending,
        count(*) FILTER (WHERE status = 'processing') AS processing,
