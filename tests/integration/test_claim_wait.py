@@ -272,3 +272,47 @@ async def test_the_second_delayed_job_after_the_first_timer_fired(
     lateness = (datetime.now(UTC) - second_due).total_seconds()
     assert [j["id"] for j in jobs] == [second]
     assert -0.05 <= lateness < 2.0, lateness  # its own timer, not the 8 s deadline
+
+
+async def test_a_missed_wake_up_is_claimed_at_the_deadline(api: Api, tenant: dict[str, Any]) -> None:
+    """Failing input (newcomer's trial, 1 in 35): a delayed job became due while the activation
+    sweep held its row, the woken claim skipped it and no later notification came; the claim
+    answered [] at its deadline although the job was claimable. Here the job arrives with no
+    notification at all (triggers off for that insert)."""
+    h, org = tenant["headers"], tenant["org_id"]
+    task = asyncio.create_task(waiting_claim(api, h, 800, queue="silent"))
+    await asyncio.sleep(0.2)
+    async with api.state.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")  # no NOTIFY trigger
+        job_id = await conn.fetchval(
+            "INSERT INTO jobs (id, organization_id, queue_name, payload) "
+            "VALUES (gen_random_uuid()::text, $1, 'silent', '{}') RETURNING id", org)
+    elapsed, jobs = await task
+    assert [j["id"] for j in jobs] == [job_id]
+    assert 0.75 <= elapsed < 3.0, elapsed  # at the deadline, not before: nobody woke it
+
+
+async def test_activation_by_the_sweep_wakes_a_waiting_claimer(
+    api: Api, tenant: dict[str, Any]
+) -> None:
+    """The sweep's scheduled → pending notifies (migration 0011), so a claimer whose own wake-up
+    was missed gets the job when the sweep activates it, not at its deadline."""
+    from spooled_backend.scheduler import recovery
+
+    h, org = tenant["headers"], tenant["org_id"]
+    task = asyncio.create_task(waiting_claim(api, h, 10000, queue="swept"))
+    await asyncio.sleep(0.2)
+    async with api.state.pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")  # no NOTIFY
+            job_id = await conn.fetchval(
+                "INSERT INTO jobs (id, organization_id, queue_name, payload, status, scheduled_at) "
+                "VALUES (gen_random_uuid()::text, $1, 'swept', '{}', 'scheduled', "
+                "now() - interval '1 second') RETURNING id", org)
+        await asyncio.sleep(0.2)
+        assert not task.done()  # nothing told the claimer
+        async with conn.transaction():
+            assert await recovery.activate_scheduled(conn) >= 1
+    elapsed, jobs = await task
+    assert [j["id"] for j in jobs] == [job_id]
+    assert elapsed < 3.0, elapsed  # woken by the activation, not the 10 s deadline

@@ -98,7 +98,10 @@ class FastLane:
     async def _run(self, endpoint: Endpoint, job_id: str | None, request: Request) -> Any:
         """Authenticate once, then run the endpoint in its transaction; an endpoint that leaves
         `request.state.claim_wait` (a claim with `wait_ms` that found nothing) is run again
-        after that wait, in a new transaction, with no connection held meanwhile."""
+        after that wait, in a new transaction, with no connection held meanwhile. It runs
+        again when the wait ends either way, woken or timed out: the answer at the deadline is
+        the queue's state then, so a job whose wake-up was missed (due while the activation
+        sweep held its row) is not left behind for the whole wait (newcomer's trial)."""
         state = state_of(request)
         credential = bearer_token(request)
         auth: AuthContext | None = None
@@ -108,8 +111,7 @@ class FastLane:
             if wait is None:
                 return response
             request.state.claim_wait = None
-            if not await wait():
-                return response
+            await wait()
 
     async def _attempt(self, endpoint: Endpoint, job_id: str | None, request: Request,
                        state: AppState, credential: str,
