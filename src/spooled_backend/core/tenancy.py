@@ -112,6 +112,8 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
 KEY_CHANGED = "SPK01"  # SQLSTATE of spooled_check_key (migration 0008)
 KeyCheck = tuple[str, str | None]  # (api key id, fingerprint of the cached row)
+# Generic plans for the rest of the transaction (begin_bound, db/onetrip.py).
+GENERIC_PLANS = "set_config('plan_cache_mode', 'force_generic_plan', true)"
 
 
 def begin_bound(org_id: str, role: str | None,
@@ -148,7 +150,7 @@ def begin_bound(org_id: str, role: str | None,
             raise ValueError("refusing to check an unexpected key id or fingerprint")
         parts.append(f"spooled_check_key('{key_id}', '{fingerprint}')")
     if generic_plans:
-        parts.append("set_config('plan_cache_mode', 'force_generic_plan', true)")
+        parts.append(GENERIC_PLANS)
     return f"BEGIN; SELECT {', '.join(parts)};"
 
 

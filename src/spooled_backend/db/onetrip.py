@@ -45,7 +45,7 @@ PREFIX = "spooled_1rt_"
 TYPES = "SELECT format_type(t.o, NULL) FROM unnest($1::oid[]) WITH ORDINALITY AS t(o, n) ORDER BY t.n"
 INSTALL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('spooled:onetrip'))"
 EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = $1)"
-GENERIC = "    PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);\n"
+GENERIC = f"    PERFORM {tenancy.GENERIC_PLANS};\n"
 
 
 def function_ddl(name: str, sql: str, params: Sequence[str], generic_plans: bool) -> str:

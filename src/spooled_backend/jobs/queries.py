@@ -81,17 +81,15 @@ INSERT INTO job_dependencies (organization_id, job_id, depends_on_job_id, depend
 VALUES ($1, $2, $3, 'all') ON CONFLICT DO NOTHING
 """
 
-# Bulk: arrays of equal length; $1 org, $2 queue, $3 payloads jsonb[], $4 priorities int[],
-# $5 max_retries, $6 timeout, $7 scheduled_at timestamptz[], $8 idempotency keys text[],
-# $9 new job ids text[] (chosen by the caller so each item can be matched to its row).
-# Rows are inserted in idempotency-key order so concurrent batches with overlapping keys take
-# their unique-index locks in the same order (no deadlock).
-# Single creates applied together (jobs/coalesce.py, `service.create_jobs`): INSERT_JOB for many
-# rows of one organization, each with its own queue and options. Arrays of equal length: $2
+# Many jobs of one organization, each with its own queue and options: coalesced single creates
+# (jobs/coalesce.py, `service.create_jobs`) and bulk enqueue (jobs/batch.py), both through
+# `service.insert_jobs` (`insert_arguments` gives the parameters). Arrays of equal length: $2
 # queue names, $3 payloads (JSON text), $4 priorities, $5 max_retries (NULL = queue config or
 # $14), $6 timeouts (NULL = queue config or $15), $7 scheduled_at, $8 expires_at, $9
 # idempotency keys (distinct within one call), $10 tags (JSON text), $11 completion webhooks,
-# $12 their secrets, $13 new job ids (so each item is matched to its row). Key order as in bulk.
+# $12 their secrets, $13 new job ids (chosen by the caller so each item is matched to its row).
+# Rows are inserted in idempotency-key order so concurrent batches with overlapping keys take
+# their unique-index locks in the same order (no deadlock).
 INSERT_JOBS_MANY = """
 WITH items AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::int[],

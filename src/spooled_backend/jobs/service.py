@@ -298,13 +298,7 @@ async def claim_jobs(
     A queue with `rate_limit` (jobs/second) hands out at most what its token bucket allows,
     across all replicas; the bucket lives in the claim statement (queues/ratelimit.py).
     """
-    auth.require_queue(queue_name)
-    rows = await conn.fetch(q.CLAIM_JOBS, *_claim_arguments(auth, queue_name, worker_id, limit,
-                                                            lease_secs))
-    claimed = _started(auth, queue_name, worker_id, rows, events)
-    if tracing.ENABLED:
-        await tracing.jobs_claimed(conn, auth.organization_id, claimed, worker_id)
-    return claimed
+    return await _claim(conn.fetch, conn, auth, queue_name, worker_id, limit, lease_secs, events)
 
 
 async def claim_jobs_alone(
@@ -321,20 +315,21 @@ async def claim_jobs_alone(
     if tracing.ENABLED:
         async with db.transaction(generic_plans=False) as conn:
             return await claim_jobs(conn, auth, queue_name, worker_id, limit, lease_secs, events)
+    return await _claim(db.fetch_alone, None, auth, queue_name, worker_id, limit, lease_secs,
+                        events)
+
+
+async def _claim(
+    fetch: Any, conn: asyncpg.Connection | None, auth: AuthContext, queue_name: str,
+    worker_id: str, limit: int, lease_secs: int, events: Events,
+) -> list[dict[str, Any]]:
+    """CLAIM_JOBS run by `fetch`; `conn` is the caller's transaction, for tracing only."""
     auth.require_queue(queue_name)
-    rows = await db.fetch_alone(q.CLAIM_JOBS, *_claim_arguments(auth, queue_name, worker_id,
-                                                                limit, lease_secs))
-    return _started(auth, queue_name, worker_id, rows, events)
-
-
-def _claim_arguments(auth: AuthContext, queue_name: str, worker_id: str, limit: int,
-                     lease_secs: int) -> tuple[Any, ...]:
-    return auth.organization_id, queue_name, limit, worker_id, float(lease_secs)
-
-
-def _started(auth: AuthContext, queue_name: str, worker_id: str, rows: list[asyncpg.Record],
-             events: Events) -> list[dict[str, Any]]:
+    rows = await fetch(q.CLAIM_JOBS, auth.organization_id, queue_name, limit, worker_id,
+                       float(lease_secs))
     claimed = [dict(r) for r in rows]
+    if conn is not None and tracing.ENABLED:
+        await tracing.jobs_claimed(conn, auth.organization_id, claimed, worker_id)
     for job in claimed:
         events.job_started(auth.organization_id, job["id"], queue_name, worker_id)
     return claimed
